@@ -121,4 +121,3 @@ def require_columns(file: str, header: Sequence[str], required: Sequence[str]) -
         raise DatasetFormatError(
             file, f"missing column(s) {missing}; found {list(header)}.", row=1, field_name=missing[0]
         )
-
