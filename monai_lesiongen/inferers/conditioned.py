@@ -1,0 +1,144 @@
+"""Diffusion inferer with text and class conditions and guided sampling (classifier-free and classifier guidance)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import torch
+from monai.inferers import DiffusionInferer
+from monai.networks.schedulers import Scheduler
+from monai.utils import optional_import
+from torch import nn
+
+tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
+
+__all__ = ["ConditionedDiffusionInferer", "SamplingGuidance"]
+
+
+class SamplingGuidance(Protocol):
+    """A term that changes the model output at each sampling step (e.g. classifier guidance).
+
+    It receives the (guided) model output, the current sample x_t, the timestep and the scheduler, and returns the
+    new model output in the scheduler's prediction type.
+    """
+
+    def __call__(
+        self, model_output: torch.Tensor, sample: torch.Tensor, timestep: torch.Tensor, scheduler: Scheduler
+    ) -> torch.Tensor: ...
+
+
+class ConditionedDiffusionInferer(DiffusionInferer):
+    """`DiffusionInferer` for a denoiser conditioned on text context, a class label, or both.
+
+    MONAI's `DiffusionInferer` passes ``context`` but not ``class_labels`` to the network, and its classifier-free
+    guidance uses a constant-filled tensor as the unconditional input. This inferer passes both conditions, and its
+    `sample` takes the same null condition the training used (the empty caption's context, the null class), runs the
+    conditional and unconditional passes as one batched forward, and applies further guidance terms.
+
+    Args:
+        scheduler: the training scheduler (noise is added with it in `__call__`).
+    """
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        super().__init__(scheduler=scheduler)
+
+    def __call__(  # type: ignore[override]
+        self,
+        inputs: torch.Tensor,
+        diffusion_model: nn.Module,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+        condition: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The network's prediction for `inputs` noised with `noise` at `timesteps` (one training forward)."""
+        noisy = self.scheduler.add_noise(original_samples=inputs, noise=noise, timesteps=timesteps)
+        prediction: torch.Tensor = diffusion_model(
+            x=noisy, timesteps=timesteps, context=condition, class_labels=class_labels
+        )
+        return prediction
+
+    @staticmethod
+    def _step_kwargs(scheduler: Scheduler, generator: torch.Generator | None) -> dict:
+        accepts_generator = "generator" in inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
+        return {"generator": generator} if accepts_generator else {}
+
+    @torch.no_grad()
+    def sample(  # type: ignore[override]
+        self,
+        input_noise: torch.Tensor,
+        diffusion_model: nn.Module,
+        scheduler: Scheduler | None = None,
+        num_inference_steps: int | None = None,
+        conditioning: torch.Tensor | None = None,
+        unconditional_conditioning: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        null_class_label: int | None = None,
+        guidance_scale: float = 1.0,
+        guidance: Sequence[SamplingGuidance] = (),
+        generator: torch.Generator | None = None,
+        verbose: bool = True,
+        intermediate_callback: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """Sample from the denoiser, starting at `input_noise`.
+
+        Args:
+            input_noise: x_T, the shape of the samples.
+            diffusion_model: the denoiser.
+            scheduler: the sampling scheduler (DDPM, DDIM, PNDM, ...); the inferer's own by default.
+            num_inference_steps: number of sampling steps; the scheduler's current setting when None.
+            conditioning: text context (B, L, D), or None.
+            unconditional_conditioning: the null context (B, L, D) for classifier-free guidance.
+            class_labels: class labels (B,), or None.
+            null_class_label: the null class for classifier-free guidance.
+            guidance_scale: classifier-free guidance scale w: ``u + w (c - u)``; 1 is plain conditional sampling.
+            guidance: further guidance terms applied to the model output at each step.
+            generator: random generator for the schedulers' stochastic steps, for reproducible samples.
+            verbose: show a progress bar.
+            intermediate_callback: called as ``f(step_index, sample)`` after each step.
+
+        Raises:
+            ValueError: when guidance is asked for without the unconditional inputs it needs.
+        """
+        scheduler = scheduler or self.scheduler
+        if num_inference_steps is not None:
+            scheduler.set_timesteps(num_inference_steps, device=input_noise.device)  # type: ignore[operator]
+        use_cfg = guidance_scale != 1.0
+        if use_cfg:
+            if conditioning is not None and unconditional_conditioning is None:
+                raise ValueError("guidance_scale != 1 with text conditioning needs unconditional_conditioning.")
+            if class_labels is not None and null_class_label is None:
+                raise ValueError("guidance_scale != 1 with class labels needs null_class_label.")
+            if conditioning is None and class_labels is None:
+                raise ValueError("guidance_scale != 1 needs a condition (text context or class labels) to guide by.")
+        batch_size = input_noise.shape[0]
+        context_in = conditioning
+        labels_in = class_labels
+        if use_cfg:
+            if conditioning is not None:
+                context_in = torch.cat([unconditional_conditioning.expand_as(conditioning), conditioning])  # type: ignore
+            if class_labels is not None:
+                labels_in = torch.cat([torch.full_like(class_labels, int(null_class_label)), class_labels])  # type: ignore
+        step_kwargs = self._step_kwargs(scheduler, generator)
+        sample = input_noise
+        timesteps = scheduler.timesteps
+        progress = tqdm(timesteps, desc="sampling", leave=False) if verbose and has_tqdm else timesteps
+        for index, t in enumerate(progress):
+            t_batch = torch.full((batch_size,), int(t), device=sample.device, dtype=torch.long)
+            if use_cfg:
+                model_in = torch.cat([sample, sample])
+                output = diffusion_model(
+                    x=model_in, timesteps=torch.cat([t_batch, t_batch]), context=context_in, class_labels=labels_in
+                )
+                output_uncond, output_cond = output.chunk(2)
+                model_output = output_uncond + guidance_scale * (output_cond - output_uncond)
+            else:
+                model_output = diffusion_model(x=sample, timesteps=t_batch, context=context_in, class_labels=labels_in)
+            for term in guidance:
+                model_output = term(model_output, sample, t_batch, scheduler)
+            sample, _ = scheduler.step(model_output, int(t), sample, **step_kwargs)  # type: ignore[operator]
+            if intermediate_callback is not None:
+                intermediate_callback(index, sample)
+        return sample

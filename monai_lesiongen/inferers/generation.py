@@ -1,0 +1,234 @@
+"""Turning a trained denoiser into images: seeded batched sampling, and synthetic data sets with a manifest."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.networks.schedulers import Scheduler
+from monai.utils import optional_import
+from PIL import Image
+from torch import nn
+
+from monai_lesiongen.inferers.conditioned import ConditionedDiffusionInferer, SamplingGuidance
+from monai_lesiongen.networks.text_encoder import FrozenTextEncoder
+
+tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
+
+__all__ = ["ConditionedSampler", "SyntheticDatasetWriter"]
+
+
+class ConditionedSampler:
+    """Generate images for lists of captions and/or class labels, one fixed seed per image.
+
+    Each image's starting noise comes from its own seed, so with a deterministic scheduler (DDIM with eta 0, PNDM)
+    an image does not change with the batch it is drawn in, and a run can be repeated or resumed image by image.
+
+    Args:
+        inferer: the conditioned inferer.
+        scheduler: the sampling scheduler (DDIM, DDPM, PNDM from `monai.networks.schedulers`).
+        sample_shape: (C, H, W) of the denoiser's samples.
+        num_inference_steps: sampling steps.
+        guidance_scale: classifier-free guidance scale (1 for none).
+        text_encoder: encoder for the captions; None for a denoiser without text condition.
+        null_class_label: the null class for classifier-free guidance with class labels.
+        guidance: further guidance terms (e.g. classifier guidance).
+        batch_size: images per forward batch.
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self,
+        inferer: ConditionedDiffusionInferer,
+        scheduler: Scheduler,
+        sample_shape: Sequence[int],
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.0,
+        text_encoder: FrozenTextEncoder | None = None,
+        null_class_label: int | None = None,
+        guidance: Sequence[SamplingGuidance] = (),
+        batch_size: int = 16,
+        progress: bool = True,
+    ) -> None:
+        if len(sample_shape) != 3:
+            raise ValueError(f"sample_shape must be (C, H, W), got {tuple(sample_shape)}.")
+        if num_inference_steps < 1 or batch_size < 1:
+            raise ValueError(f"need num_inference_steps, batch_size >= 1, got {num_inference_steps}, {batch_size}.")
+        self.inferer = inferer
+        self.scheduler = scheduler
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.text_encoder = text_encoder
+        self.null_class_label = null_class_label
+        self.guidance = list(guidance)
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def initial_noise(self, seeds: Sequence[int], device: torch.device) -> torch.Tensor:
+        """x_T for each seed, drawn on the CPU so that a seed gives the same image on every device."""
+        noise = [torch.randn(self.sample_shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        return torch.stack(noise).to(device)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        network: nn.Module,
+        seeds: Sequence[int],
+        captions: Sequence[str] | None = None,
+        class_labels: Sequence[int] | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Samples (N, C, H, W) in [0, 1] (the network's [-1, 1] range mapped back), one per seed.
+
+        Raises:
+            ValueError: when captions/labels and seeds differ in length, or captions come without a text encoder.
+        """
+        count = len(seeds)
+        if captions is not None and len(captions) != count:
+            raise ValueError(f"got {len(captions)} captions for {count} seeds.")
+        if class_labels is not None and len(class_labels) != count:
+            raise ValueError(f"got {len(class_labels)} class labels for {count} seeds.")
+        if captions is not None and self.text_encoder is None:
+            raise ValueError("captions were given but the sampler has no text_encoder.")
+        device = next(network.parameters()).device
+        was_training = network.training
+        network.eval()
+        outputs = []
+        starts = range(0, count, self.batch_size)
+        for start in tqdm(starts, desc="generating", leave=False) if self.progress and has_tqdm else starts:
+            stop = min(start + self.batch_size, count)
+            context = uncond = labels = None
+            if captions is not None and self.text_encoder is not None:
+                context = self.text_encoder.encode(list(captions[start:stop]), device=device)
+                uncond = self.text_encoder.null_context(stop - start, device=device)
+            if class_labels is not None:
+                labels = torch.as_tensor(class_labels[start:stop], dtype=torch.long).view(-1).to(device)
+            samples = self.inferer.sample(
+                self.initial_noise(seeds[start:stop], device),
+                network,
+                scheduler=self.scheduler,
+                num_inference_steps=self.num_inference_steps,
+                conditioning=context,
+                unconditional_conditioning=uncond,
+                class_labels=labels,
+                null_class_label=self.null_class_label,
+                guidance_scale=self.guidance_scale,
+                guidance=self.guidance,
+                generator=torch.Generator(device=device).manual_seed(int(seeds[start])),
+                verbose=False,
+            )
+            outputs.append(((samples.float() + 1) / 2).clamp(0, 1).cpu())
+        network.train(was_training)
+        return torch.cat(outputs)
+
+
+class SyntheticDatasetWriter:
+    """Write a synthetic data set: `num_per_row` images for every row of a generation plan, and a manifest CSV.
+
+    A plan row is a mapping with a ``caption`` and/or a ``label`` (class index) and any condition fields worth
+    recording (diagnosis, skin type, site, ...). Images are named ``<prefix>_<row>_<k>`` and written as PNG (or
+    NIfTI through MONAI's `SaveImage` with ``output_ext=".nii.gz"``). Images already on disk are not generated
+    again, so an interrupted run continues where it stopped, and the manifest lists exactly the files on disk.
+
+    Args:
+        sampler: the sampler.
+        plan: the generation plan.
+        output_dir: the folder for images and ``manifest.csv``.
+        num_per_row: images per plan row.
+        seed: the base seed; image k of row r gets ``seed + r * num_per_row + k``.
+        output_ext: ``.png`` or ``.nii.gz``.
+        prefix: the image name prefix.
+    """
+
+    def __init__(
+        self,
+        sampler: ConditionedSampler,
+        plan: Sequence[Mapping[str, Any]],
+        output_dir: str | Path,
+        num_per_row: int = 1,
+        seed: int = 0,
+        output_ext: str = ".png",
+        prefix: str = "synthetic",
+    ) -> None:
+        if output_ext not in (".png", ".nii.gz"):
+            raise ValueError(f"output_ext must be '.png' or '.nii.gz', got {output_ext!r}.")
+        if not plan:
+            raise ValueError("the generation plan is empty: nothing to generate.")
+        if num_per_row < 1:
+            raise ValueError(f"num_per_row must be >= 1, got {num_per_row}.")
+        self.sampler = sampler
+        self.plan = list(plan)
+        self.output_dir = Path(output_dir)
+        self.num_per_row = num_per_row
+        self.seed = seed
+        self.output_ext = output_ext
+        self.prefix = prefix
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """One entry per image to exist when the run ends: its file name, seed and plan row."""
+        entries = []
+        for row_index, row in enumerate(self.plan):
+            for k in range(self.num_per_row):
+                name = f"{self.prefix}_{row_index:05d}_{k:03d}{self.output_ext}"
+                entries.append({"file": name, "seed": self.seed + row_index * self.num_per_row + k, "row": row})
+        return entries
+
+    def _save(self, image: torch.Tensor, path: Path) -> None:
+        if self.output_ext == ".png":
+            array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            tmp = path.with_suffix(".tmp.png")
+            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp)
+            tmp.replace(path)
+        else:
+            import nibabel as nib
+
+            tmp = path.parent / f".{path.name}"
+            nib.save(nib.Nifti1Image(image.permute(2, 1, 0).numpy().astype(np.float32), np.eye(4)), str(tmp))
+            tmp.replace(path)
+
+    def write_manifest(self, entries: Sequence[Mapping[str, Any]]) -> Path:
+        """Write ``manifest.csv`` for the entries whose files exist; returns its path."""
+        field_names: list[str] = []
+        for entry in entries:
+            for key in entry["row"]:
+                if key not in field_names:
+                    field_names.append(key)
+        header = ["file", "seed", "guidance_scale", "num_inference_steps", *field_names]
+        path = self.output_dir / "manifest.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            for entry in entries:
+                if (self.output_dir / entry["file"]).is_file():
+                    writer.writerow(
+                        {
+                            "file": entry["file"],
+                            "seed": entry["seed"],
+                            "guidance_scale": self.sampler.guidance_scale,
+                            "num_inference_steps": self.sampler.num_inference_steps,
+                            **{k: entry["row"].get(k, "") for k in field_names},
+                        }
+                    )
+        tmp.replace(path)
+        return path
+
+    def run(self, network: nn.Module) -> Path:
+        """Generate the missing images and write the manifest; returns the manifest's path."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        entries = self.jobs()
+        todo = [e for e in entries if not (self.output_dir / e["file"]).is_file()]
+        batch = self.sampler.batch_size
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            captions = [str(e["row"]["caption"]) for e in chunk] if "caption" in chunk[0]["row"] else None
+            labels = [int(e["row"]["label"]) for e in chunk] if "label" in chunk[0]["row"] else None
+            images = self.sampler(network, [e["seed"] for e in chunk], captions=captions, class_labels=labels)
+            for entry, image in zip(chunk, images, strict=True):
+                self._save(image, self.output_dir / entry["file"])
+            self.write_manifest(entries)
+        return self.write_manifest(entries)
