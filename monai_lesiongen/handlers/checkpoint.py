@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,16 +42,57 @@ def latest_checkpoint(checkpoint_dir: str | Path, prefix: str = "checkpoint") ->
     return max(candidates)[2] if candidates else None
 
 
+def _numpy_state_to_tensors(state: tuple[Any, ...]) -> dict[str, torch.Tensor]:
+    return {
+        "keys": torch.from_numpy(np.asarray(state[1], dtype=np.int64)),
+        "meta": torch.tensor([state[2], state[3]], dtype=torch.float64),
+        "gauss": torch.tensor(float(state[4]), dtype=torch.float64),
+    }
+
+
+def _numpy_state_from_tensors(state: dict[str, torch.Tensor]) -> tuple[Any, ...]:
+    return (
+        "MT19937",
+        state["keys"].numpy().astype(np.uint32),
+        int(state["meta"][0]),
+        int(state["meta"][1]),
+        float(state["gauss"]),
+    )
+
+
 class RandomStates:
     """The torch, NumPy and Python random states, as a stateful object a checkpoint can save and restore.
 
     With it in the checkpoint, a resumed run draws the same noise, timesteps, condition dropout and data order as
-    an uninterrupted run would have.
+    an uninterrupted run would have. MONAI's random transforms keep their own generators (``R``): pass them as
+    `randomizables` (e.g. the caption builder) to restore them too. States are stored as tensors, so the checkpoint
+    loads with ``torch.load(weights_only=True)``.
+
+    Args:
+        randomizables: objects with a NumPy ``RandomState`` attribute ``R`` whose state is saved as well; a MONAI
+            `Compose` stands for itself and every transform in it.
     """
+
+    def __init__(self, randomizables: Sequence[Any] = ()) -> None:
+        self.randomizables: list[Any] = []
+        pending = list(randomizables)
+        while pending:
+            item = pending.pop(0)
+            if hasattr(item, "R") and item not in self.randomizables:
+                self.randomizables.append(item)
+            pending.extend(getattr(item, "transforms", ()))
+            if hasattr(item, "builder"):
+                pending.append(item.builder)
 
     def state_dict(self) -> dict[str, Any]:
         numpy_state: tuple[Any, ...] = tuple(np.random.get_state())
+        transforms = {
+            f"transform_{i}_{k}": v
+            for i, item in enumerate(self.randomizables)
+            for k, v in _numpy_state_to_tensors(tuple(item.R.get_state())).items()
+        }
         return {
+            **transforms,
             "torch": torch.get_rng_state(),
             "numpy_keys": torch.from_numpy(np.asarray(numpy_state[1], dtype=np.int64)),
             "numpy_meta": torch.tensor([numpy_state[2], numpy_state[3]], dtype=torch.float64),
@@ -72,6 +114,10 @@ class RandomStates:
                 float(state["numpy_gauss"]),
             )
         )
+        for i, item in enumerate(self.randomizables):
+            item.R.set_state(
+                _numpy_state_from_tensors({k: state[f"transform_{i}_{k}"] for k in ("keys", "meta", "gauss")})
+            )
         gauss = float(state["python_gauss"])
         random.setstate((3, tuple(int(v) for v in state["python"].tolist()), None if np.isnan(gauss) else gauss))
 

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from .captions import CaptionBuilder
+from .datasets import DATASET_NAMES, load_records, load_split, to_datalist
+from .demo import ensure_demo_dataset, write_demo_dataset
+from .generation_plan import condition_grid_plan
+from .lesion_measurements import LesionMeasurements, measure_lesion
+from .readers import READERS, read_dataset
+from .records import RECORD_KEYS, DatasetFormatError, LesionRecord, SkipReport
+from .skin_tone import estimate_ita, ita_group_name, ita_to_fitzpatrick
+from .splits import check_no_group_leak, split_records
+from .vocabulary import FITZPATRICK_TYPES, HAM10000_CLASS_NAMES, HAM10000_CLASSES, SEVEN_POINT_CONCEPTS
+
+__all__ = [
+    "CaptionBuilder",
+    "DATASET_NAMES",
+    "DatasetFormatError",
+    "FITZPATRICK_TYPES",
+    "HAM10000_CLASSES",
+    "HAM10000_CLASS_NAMES",
+    "LesionMeasurements",
+    "LesionRecord",
+    "READERS",
+    "RECORD_KEYS",
+    "SEVEN_POINT_CONCEPTS",
+    "SkipReport",
+    "check_no_group_leak",
+    "condition_grid_plan",
+    "ensure_demo_dataset",
+    "estimate_ita",
+    "ita_group_name",
+    "ita_to_fitzpatrick",
+    "load_records",
+    "load_split",
+    "measure_lesion",
+    "read_dataset",
+    "split_records",
+    "to_datalist",
+    "write_demo_dataset",
+]
