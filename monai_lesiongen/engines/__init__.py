@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from .autoencoder_loss import AutoencoderKLLoss
 from .diffusion_step import (
     AuxiliaryLoss,
     DiffusionStepState,
@@ -10,6 +11,7 @@ from .diffusion_step import (
 from .prepare_batch import ConditionedDiffusionPrepareBatch, PredictionType
 
 __all__ = [
+    "AutoencoderKLLoss",
     "AuxiliaryLoss",
     "ConditionedDiffusionPrepareBatch",
     "DiffusionStepState",

@@ -39,6 +39,7 @@ class ConditionedSampler:
         guidance: further guidance terms (e.g. classifier guidance).
         batch_size: images per forward batch.
         progress: show progress bars.
+        decoder: maps samples to images for a latent diffusion model (a `LatentDecoder`); None in pixel space.
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class ConditionedSampler:
         guidance: Sequence[SamplingGuidance] = (),
         batch_size: int = 16,
         progress: bool = True,
+        decoder: nn.Module | None = None,
     ) -> None:
         if len(sample_shape) != 3:
             raise ValueError(f"sample_shape must be (C, H, W), got {tuple(sample_shape)}.")
@@ -68,6 +70,7 @@ class ConditionedSampler:
         self.guidance = list(guidance)
         self.batch_size = batch_size
         self.progress = progress
+        self.decoder = decoder
 
     def initial_noise(self, seeds: Sequence[int], device: torch.device) -> torch.Tensor:
         """x_T for each seed, drawn on the CPU so that a seed gives the same image on every device."""
@@ -82,7 +85,8 @@ class ConditionedSampler:
         captions: Sequence[str] | None = None,
         class_labels: Sequence[int] | torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Samples (N, C, H, W) in [0, 1] (the network's [-1, 1] range mapped back), one per seed.
+        """Images (N, C, H, W) in [0, 1] (the [-1, 1] data range mapped back), one per seed; latent samples are
+        decoded first.
 
         Raises:
             ValueError: when captions/labels and seeds differ in length, or captions come without a text encoder.
@@ -121,6 +125,8 @@ class ConditionedSampler:
                 generator=torch.Generator(device=device).manual_seed(int(seeds[start])),
                 verbose=False,
             )
+            if self.decoder is not None:
+                samples = self.decoder(samples)
             outputs.append(((samples.float() + 1) / 2).clamp(0, 1).cpu())
         network.train(was_training)
         return torch.cat(outputs)
@@ -129,8 +135,9 @@ class ConditionedSampler:
 class SyntheticDatasetWriter:
     """Write a synthetic data set: `num_per_row` images for every row of a generation plan, and a manifest CSV.
 
-    A plan row is a mapping with a ``caption`` and/or a ``label`` (class index) and any condition fields worth
-    recording (diagnosis, skin type, site, ...). Images are named ``<prefix>_<row>_<k>`` and written as PNG (or
+    A plan row is a mapping with a caption (under `caption_key`) and/or a class index (under `label_key`) and any
+    condition fields worth recording (diagnosis, skin type, site, ...); every field goes into the manifest, and the
+    two keys say which ones condition the model. Images are named ``<prefix>_<row>_<k>`` and written as PNG (or
     NIfTI through MONAI's `SaveImage` with ``output_ext=".nii.gz"``). Images already on disk are not generated
     again, so an interrupted run continues where it stopped, and the manifest lists exactly the files on disk.
 
@@ -142,6 +149,8 @@ class SyntheticDatasetWriter:
         seed: the base seed; image k of row r gets ``seed + r * num_per_row + k``.
         output_ext: ``.png`` or ``.nii.gz``.
         prefix: the image name prefix.
+        caption_key: the plan field holding the caption; None for a model without text condition.
+        label_key: the plan field holding the class index; None for a model without class condition.
     """
 
     def __init__(
@@ -153,6 +162,8 @@ class SyntheticDatasetWriter:
         seed: int = 0,
         output_ext: str = ".png",
         prefix: str = "synthetic",
+        caption_key: str | None = "caption",
+        label_key: str | None = None,
     ) -> None:
         if output_ext not in (".png", ".nii.gz"):
             raise ValueError(f"output_ext must be '.png' or '.nii.gz', got {output_ext!r}.")
@@ -160,6 +171,10 @@ class SyntheticDatasetWriter:
             raise ValueError("the generation plan is empty: nothing to generate.")
         if num_per_row < 1:
             raise ValueError(f"num_per_row must be >= 1, got {num_per_row}.")
+        for key in (caption_key, label_key):
+            missing = [i for i, row in enumerate(plan) if key is not None and key not in row]
+            if missing:
+                raise ValueError(f"plan rows {missing[:10]} have no '{key}' field, which conditions the model.")
         self.sampler = sampler
         self.plan = list(plan)
         self.output_dir = Path(output_dir)
@@ -167,6 +182,8 @@ class SyntheticDatasetWriter:
         self.seed = seed
         self.output_ext = output_ext
         self.prefix = prefix
+        self.caption_key = caption_key
+        self.label_key = label_key
 
     def jobs(self) -> list[dict[str, Any]]:
         """One entry per image to exist when the run ends: its file name, seed and plan row."""
@@ -225,8 +242,8 @@ class SyntheticDatasetWriter:
         batch = self.sampler.batch_size
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            captions = [str(e["row"]["caption"]) for e in chunk] if "caption" in chunk[0]["row"] else None
-            labels = [int(e["row"]["label"]) for e in chunk] if "label" in chunk[0]["row"] else None
+            captions = [str(e["row"][self.caption_key]) for e in chunk] if self.caption_key else None
+            labels = [int(e["row"][self.label_key]) for e in chunk] if self.label_key else None
             images = self.sampler(network, [e["seed"] for e in chunk], captions=captions, class_labels=labels)
             for entry, image in zip(chunk, images, strict=True):
                 self._save(image, self.output_dir / entry["file"])

@@ -16,8 +16,12 @@ from monai_lesiongen.transforms.dictionary import (
     Tokenized,
     TokenizeDict,
 )
+from monai_lesiongen.transforms.latent import EncodeLatentD, EncodeLatentd, EncodeLatentDict
 
 __all__ = [
+    "EncodeLatentd",
+    "EncodeLatentD",
+    "EncodeLatentDict",
     "BuildCaptiond",
     "BuildCaptionD",
     "BuildCaptionDict",

@@ -1,0 +1,138 @@
+"""The lesiongen bundle end to end with tiny settings: train, resume, generate, verify."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "lesiongen"
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+
+TINY = {
+    "num_epochs": 1,
+    "batch_size": 8,
+    "image_dim": 16,
+    "checkpoint_interval": 1,
+    "sample_interval": 0,
+    "sample_steps": 2,
+    "demo_kwargs": {"num_images": 48, "image_size": 32, "seed": 0},
+    "network_def#channels": [16, 32, 32],
+    "network_def#num_head_channels": 16,
+    "network_def#norm_num_groups": 8,
+}
+
+
+def _workflow(root: Path, config: str | list[str], run_id: str, workflow_type: str, **override) -> ConfigWorkflow:
+    files = [str(BUNDLE / "configs" / c) for c in ([config] if isinstance(config, str) else config)]
+    workflow = ConfigWorkflow(
+        config_file=files,
+        meta_file=str(BUNDLE / "configs" / "metadata.json"),
+        workflow_type=workflow_type,
+        run_id=run_id,
+        bundle_root=str(root),
+        **{**TINY, **override},
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lesiongen")
+    workflow = _workflow(root, "train.yaml", "training", "train")
+    assert workflow.check_properties() in (None, [])
+    workflow.run()
+    workflow.finalize()
+    return root
+
+
+def test_training_writes_weights_log_and_sample_grid(trained_bundle: Path) -> None:
+    outputs = trained_bundle / "outputs"
+    for name in ["model.pt", "model_ema.pt", "checkpoint_final.pt", "checkpoint_epoch=1.pt"]:
+        assert (outputs / "checkpoints" / name).is_file(), name
+    assert list((outputs / "tensorboard").glob("events.out.tfevents.*"))
+    grid = Image.open(outputs / "samples" / "samples_epoch=1.png")
+    assert grid.size[0] > 7 * 16  # seven columns, one per diagnosis
+    assert (trained_bundle / "data" / "demo" / "HAM10000_metadata.csv").is_file()  # demo written on first use
+
+
+def test_a_second_run_resumes_the_step_count(trained_bundle: Path) -> None:
+    workflow = _workflow(trained_bundle, "train.yaml", "training", "train", num_epochs=2)
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    resume = workflow.parser.get_parsed_content("train#checkpoint_handlers")[0]
+    assert resume.loaded_from is not None and resume.loaded_from.name == "checkpoint_epoch=1.pt"
+    assert trainer.state.epoch == 2
+    assert trainer.state.iteration == 2 * len(workflow.parser.get_parsed_content("train#dataloader"))
+    workflow.finalize()
+
+
+def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
+    workflow = _workflow(
+        trained_bundle,
+        ["train.yaml", "inference.yaml"],
+        "inferring",
+        "infer",
+        num_samples=1,
+        num_inference_steps=2,
+        plan_classes=["mel", "nv"],
+        plan_fitzpatrick_types=[1, 6],
+    )
+    workflow.run()
+    folder = trained_bundle / "outputs" / "synthetic"
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    assert len(rows) == 4
+    assert {r["label_name"] for r in rows} == {"mel", "nv"}
+    assert {r["label"] for r in rows} == {"4", "5"}  # indices in the HAM10000 class list
+    assert all("Fitzpatrick skin type" in r["caption"] for r in rows)
+    for row in rows:
+        image = Image.open(folder / row["file"])
+        assert image.size == (16, 16) and image.mode == "RGB"
+    workflow.finalize()
+
+
+def test_network_definition_matches_the_metadata() -> None:
+    net = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.yaml"), workflow_type="train", **TINY)
+    net.initialize()
+    network = net.parser.get_parsed_content("network_def")
+    output = network(torch.randn(2, 3, 32, 32))
+    assert output.shape == (2, 3, 32, 32)
+
+
+@pytest.mark.skipif(not SCHEMA.is_file(), reason="MONAI's metadata schema is not in ../shared/monai")
+def test_metadata_verifies_against_monai_schema() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", "configs/metadata.json",
+         "--filepath", str(SCHEMA)],
+        cwd=BUNDLE, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "metadata is verified with no error" in result.stdout + result.stderr
+
+
+def test_latent_configuration_trains_both_stages_and_generates(tmp_path: Path) -> None:
+    stage1 = ["train.yaml", "autoencoder.yaml", "train_autoencoder.yaml"]
+    stage2 = ["train.yaml", "autoencoder.yaml", "train_latent.yaml"]
+    workflow = _workflow(tmp_path, stage1, "training", "train", autoencoder_epochs=1)
+    workflow.run()
+    assert (tmp_path / "outputs" / "autoencoder" / "autoencoder.pt").is_file()
+    workflow = _workflow(tmp_path, stage2, "training", "train")
+    workflow.run()
+    network = workflow.parser.get_parsed_content("network")
+    assert network.in_channels == 3 and workflow.parser.get_parsed_content("sample_dim") == 4  # 16 px / 4
+    assert 0.1 < workflow.parser.get_parsed_content("scale_factor") < 100
+    workflow = _workflow(
+        tmp_path, [*stage2, "inference.yaml"], "inferring", "infer",
+        num_samples=1, num_inference_steps=2, plan_classes=["bcc"], plan_fitzpatrick_types=[3],
+    )  # fmt: skip
+    workflow.run()
+    images = sorted((tmp_path / "outputs" / "synthetic").glob("*.png"))
+    assert len(images) == 1 and Image.open(images[0]).size == (16, 16)  # decoded back to pixels
