@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from .captions import CaptionBuilder
-from .datasets import DATASET_NAMES, load_records, load_split, to_datalist
+from .datasets import DATASET_NAMES, load_records, load_split, require_masks, to_datalist
 from .demo import ensure_demo_dataset, write_demo_dataset
 from .generation_plan import condition_grid_plan
 from .lesion_measurements import LesionMeasurements, measure_lesion
@@ -34,6 +34,7 @@ __all__ = [
     "load_split",
     "measure_lesion",
     "read_dataset",
+    "require_masks",
     "split_records",
     "to_datalist",
     "write_demo_dataset",

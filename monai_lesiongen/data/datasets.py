@@ -10,7 +10,7 @@ from monai_lesiongen.data.readers import READERS, read_dataset
 from monai_lesiongen.data.records import LesionRecord, OnError, SkipReport
 from monai_lesiongen.data.splits import split_records
 
-__all__ = ["DATASET_NAMES", "load_records", "load_split", "to_datalist"]
+__all__ = ["DATASET_NAMES", "load_records", "load_split", "require_masks", "to_datalist"]
 
 DATASET_NAMES: tuple[str, ...] = ("demo", *READERS)
 """The values a bundle's `dataset` may take."""
@@ -77,3 +77,19 @@ def to_datalist(records: list[LesionRecord]) -> list[dict[str, Any]]:
     """Records as MONAI data dicts: keys whose value is None are left out (so ``LoadImaged(...,
     allow_missing_keys=True)`` skips a missing mask), and the concepts dict is kept as it is."""
     return [{k: v for k, v in record.items() if v is not None} for record in records]
+
+
+def require_masks(records: list[LesionRecord], dataset: str) -> list[LesionRecord]:
+    """Return `records` if every one has a lesion mask, for paired image + mask generation.
+
+    Raises:
+        ValueError: naming the dataset, how many images lack a mask, and the first few of them.
+    """
+    missing = [r["id"] for r in records if not r.get("mask")]
+    if missing:
+        raise ValueError(
+            f"dataset '{dataset}': {len(missing)} of {len(records)} images have no lesion mask (e.g. {missing[:3]}); "
+            "paired image + mask generation needs a mask for every image: use a dataset with masks "
+            "(isic2018_task1, ham10000 with its segmentations, demo)."
+        )
+    return records

@@ -8,6 +8,7 @@ from .diffusion_step import (
     predict_original_sample,
     snr_weights,
 )
+from .mask_losses import MaskConsistencyLoss, PairedMaskLoss, mask_probability
 from .prepare_batch import ConditionedDiffusionPrepareBatch, PredictionType
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "ConditionedDiffusionPrepareBatch",
     "DiffusionStepState",
     "DiffusionTrainingStep",
+    "MaskConsistencyLoss",
+    "PairedMaskLoss",
     "PredictionType",
+    "mask_probability",
     "predict_original_sample",
     "snr_weights",
 ]

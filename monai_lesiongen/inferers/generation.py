@@ -194,7 +194,12 @@ class SyntheticDatasetWriter:
                 entries.append({"file": name, "seed": self.seed + row_index * self.num_per_row + k, "row": row})
         return entries
 
+    def save(self, image: torch.Tensor, entry: Mapping[str, Any]) -> None:
+        """Write one generated image (C, H, W) in [0, 1] to its entry's file, atomically (temp file + rename)."""
+        self._save(image, self.output_dir / entry["file"])
+
     def _save(self, image: torch.Tensor, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if self.output_ext == ".png":
             array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             tmp = path.with_suffix(".tmp.png")
@@ -208,13 +213,18 @@ class SyntheticDatasetWriter:
             tmp.replace(path)
 
     def write_manifest(self, entries: Sequence[Mapping[str, Any]]) -> Path:
-        """Write ``manifest.csv`` for the entries whose files exist; returns its path."""
+        """Write ``manifest.csv`` for the entries whose files exist; returns its path.
+
+        Columns: the entry's own fields (``file``, ``seed``, and any a subclass adds), the sampling settings, then
+        every field of the plan rows.
+        """
+        entry_fields = [k for k in entries[0] if k != "row"] if entries else ["file", "seed"]
         field_names: list[str] = []
         for entry in entries:
             for key in entry["row"]:
                 if key not in field_names:
                     field_names.append(key)
-        header = ["file", "seed", "guidance_scale", "num_inference_steps", *field_names]
+        header = [*entry_fields, "guidance_scale", "num_inference_steps", *field_names]
         path = self.output_dir / "manifest.csv"
         tmp = path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -224,8 +234,7 @@ class SyntheticDatasetWriter:
                 if (self.output_dir / entry["file"]).is_file():
                     writer.writerow(
                         {
-                            "file": entry["file"],
-                            "seed": entry["seed"],
+                            **{k: entry[k] for k in entry_fields},
                             "guidance_scale": self.sampler.guidance_scale,
                             "num_inference_steps": self.sampler.num_inference_steps,
                             **{k: entry["row"].get(k, "") for k in field_names},
@@ -246,6 +255,6 @@ class SyntheticDatasetWriter:
             labels = [int(e["row"][self.label_key]) for e in chunk] if self.label_key else None
             images = self.sampler(network, [e["seed"] for e in chunk], captions=captions, class_labels=labels)
             for entry, image in zip(chunk, images, strict=True):
-                self._save(image, self.output_dir / entry["file"])
+                self.save(image, entry)
             self.write_manifest(entries)
         return self.write_manifest(entries)
