@@ -55,7 +55,7 @@ class PairedDatasetWriter(SyntheticDatasetWriter):
             entries.append(
                 {
                     "file": f"{ISIC2018_TASK1_INPUT}/{name}.png",
-                    "mask_file": f"{ISIC2018_TASK1_TRUTH}/{name}_segmentation.png",
+                    "mask": f"{ISIC2018_TASK1_TRUTH}/{name}_segmentation.png",
                     "seed": entry["seed"],
                     "row": entry["row"],
                 }
@@ -64,7 +64,7 @@ class PairedDatasetWriter(SyntheticDatasetWriter):
 
     def save(self, image: torch.Tensor, entry: Mapping[str, Any]) -> None:
         mask = (image[self.image_channels :].amax(0) > self.mask_threshold).numpy().astype(np.uint8) * 255
-        mask_path = self.output_dir / entry["mask_file"]
+        mask_path = self.output_dir / entry["mask"]
         mask_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = mask_path.with_suffix(".tmp.png")
         Image.fromarray(mask).save(tmp)

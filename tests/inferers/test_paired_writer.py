@@ -32,11 +32,11 @@ def test_pairs_come_from_one_sample_and_read_back_as_isic2018_task1(paired_sampl
     writer = PairedDatasetWriter(sampler, plan, tmp_path, num_per_row=2, seed=5, caption_key=None, label_key="label")
     writer.run(network)
     rows = list(csv.DictReader(open(tmp_path / "manifest.csv")))
-    assert len(rows) == 4 and rows[0]["mask_file"].endswith("ISIC_9000000_segmentation.png")
+    assert len(rows) == 4 and rows[0]["mask"].endswith("ISIC_9000000_segmentation.png")
     samples = sampler(network, seeds=[5, 6, 7, 8], class_labels=[0, 0, 1, 1])
     for row, sample in zip(rows, samples, strict=True):
         image = np.asarray(Image.open(tmp_path / row["file"]))
-        mask = np.asarray(Image.open(tmp_path / row["mask_file"]))
+        mask = np.asarray(Image.open(tmp_path / row["mask"]))
         assert np.abs(image.astype(float) - sample[:3].permute(1, 2, 0).numpy() * 255).max() <= 1
         assert np.array_equal(mask > 0, sample[3].numpy() > 0.5)  # the mask is the same sample's fourth channel
     records = read_dataset("isic2018_task1", tmp_path)
