@@ -1,0 +1,149 @@
+"""The classndiff bundle end to end with tiny settings: joint training, guided generation, evaluation, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from monai.bundle import ConfigWorkflow
+from PIL import Image
+
+from monai_lesiongen.networks.classifier import load_classifier
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "classndiff"
+SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "monai" / "meta_schema_20240725.json"
+
+TINY = {
+    "num_epochs": 1,
+    "batch_size": 8,
+    "image_dim": 16,
+    "checkpoint_interval": 1,
+    "sample_interval": 0,
+    "sample_steps": 2,
+    "induced_loss_probability": 1.0,
+    "demo_kwargs": {"num_images": 64, "image_size": 32, "seed": 0},
+    "network_def#channels": [16, 32, 32],
+    "network_def#num_head_channels": 16,
+    "network_def#norm_num_groups": 8,
+    "classifier_def#channels": [16, 32, 32],
+    "classifier_def#num_head_channels": 16,
+    "classifier_def#norm_num_groups": 8,
+}
+
+
+def _workflow(
+    root: Path, configs: list[str], run_id: str, workflow_type: str, tiny: dict = TINY, **override
+) -> ConfigWorkflow:
+    workflow = ConfigWorkflow(
+        config_file=[str(BUNDLE / "configs" / c) for c in configs],
+        meta_file=str(BUNDLE / "configs" / "metadata.json"),
+        workflow_type=workflow_type,
+        run_id=run_id,
+        bundle_root=str(root),
+        **{**tiny, **override},
+    )
+    workflow.initialize()
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("classndiff")
+    workflow = _workflow(root, ["train.yaml"], "training", "train")
+    assert workflow.check_properties() in (None, [])
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert {"loss_diffusion", "loss_classifier", "loss_classifier_induced"} <= set(trainer.state.output[0])
+    workflow.finalize()
+    return root
+
+
+def test_joint_training_writes_both_networks_and_the_exported_classifier(trained_bundle: Path) -> None:
+    outputs = trained_bundle / "outputs"
+    for name in ["model.pt", "model_ema.pt", "classifier.pt", "checkpoint_final.pt"]:
+        assert (outputs / "checkpoints" / name).is_file(), name
+    assert list((outputs / "tensorboard").glob("events.out.tfevents.*"))
+    assert Image.open(outputs / "samples" / "samples_epoch=1.png").size[0] > 7 * 16  # 7 diagnoses x 3 skin groups
+    classifier = load_classifier(outputs / "classifier")
+    assert json.loads((outputs / "classifier" / "classifier_config.json").read_text())["class_names"][4] == "mel"
+    traced = torch.jit.load(str(outputs / "classifier" / "classifier.ts"))
+    x, t = torch.randn(2, 3, 16, 16), torch.zeros(2, dtype=torch.long)
+    assert torch.allclose(traced(x, t), classifier(x, t), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["both", "none"])
+def test_inference_fills_the_requested_skin_type_with_a_manifest(trained_bundle: Path, mode: str) -> None:
+    folder = trained_bundle / "outputs" / f"synthetic_{mode}"
+    workflow = _workflow(
+        trained_bundle, ["train.yaml", "inference.yaml"], "inferring", "infer", num_samples=1,
+        num_inference_steps=2, guidance_mode=mode, plan_skin_groups=["darker"], inference_output_dir=str(folder),
+    )  # fmt: skip
+    sampler = workflow.parser.get_parsed_content("inference_sampler")
+    assert (sampler.classifier_guidance is not None) == (mode == "both")
+    assert sampler.guidance_scale == (3.0 if mode == "both" else 1.0)
+    workflow.run()
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    assert [r["label"] for r in rows] == [str(14 + d) for d in range(7)]  # darker x each diagnosis
+    assert {r["skin_group"] for r in rows} == {"darker"} and {r["guidance_mode"] for r in rows} == {mode}
+    assert Image.open(folder / rows[0]["file"]).size == (16, 16)
+    workflow.finalize()
+
+
+def test_evaluation_reports_per_class_and_per_skin_group(trained_bundle: Path) -> None:
+    workflow = _workflow(trained_bundle, ["train.yaml", "evaluate.yaml"], "evaluating", "infer")
+    workflow.run()
+    report = json.loads((trained_bundle / "outputs" / "report.json").read_text())
+    assert 0.0 <= report["balanced_accuracy"] <= 1.0 and report["num_images"] > 0
+    assert set(report["per_class_recall"]) == {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+    assert set(report["group_accuracy"]) <= {"lighter", "brown", "darker"}
+    assert report["worst_group_accuracy"] == min(report["group_accuracy"].values())
+    assert "## Per skin-type group" in (trained_bundle / "outputs" / "report.md").read_text()
+    workflow.finalize()
+
+
+def test_classifier_alone_baseline_trains_the_same_classifier(trained_bundle: Path) -> None:
+    workflow = _workflow(trained_bundle, ["train.yaml", "classifier_alone.yaml"], "training", "train")
+    workflow.run()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    assert trainer.network is workflow.parser.get_parsed_content("classifier")
+    assert (trained_bundle / "outputs" / "classifier_alone" / "checkpoints" / "classifier.pt").is_file()
+    workflow.finalize()
+
+
+def test_shared_encoder_classifier_trains_inside_the_denoiser(tmp_path: Path) -> None:
+    # the shared-encoder classifier takes its widths from the denoiser: no classifier_def#* overrides
+    tiny = {k: v for k, v in TINY.items() if not k.startswith("classifier_def#")}
+    workflow = _workflow(tmp_path, ["train.yaml", "shared_encoder.yaml"], "training", "train", tiny=tiny)
+    network = workflow.parser.get_parsed_content("network")
+    classifier = workflow.parser.get_parsed_content("classifier")
+    assert classifier.conv_in is network.conv_in
+    optimizer = workflow.parser.get_parsed_content("optimizer")
+    assert [len(g["params"]) for g in optimizer.param_groups][1] == len(list(classifier.head.parameters()))
+    workflow.run()
+    assert (tmp_path / "outputs" / "classifier" / "classifier.pt").is_file()
+    workflow.finalize()
+
+
+@pytest.mark.skipif(not SCHEMA.is_file(), reason="MONAI's metadata schema is not in ../shared/monai")
+def test_metadata_verifies_against_monai_schema() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "verify_metadata", "--meta_file", "configs/metadata.json",
+         "--filepath", str(SCHEMA)],
+        cwd=BUNDLE, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "metadata is verified with no error" in result.stdout + result.stderr
+
+
+def test_network_definition_matches_the_metadata() -> None:
+    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs" / "train.yaml"), workflow_type="train")
+    workflow.initialize()
+    network = workflow.parser.get_parsed_content("network_def")
+    assert network(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)  # timesteps and the null class filled in
+    assert network(torch.randn(2, 3, 32, 32), torch.tensor([5, 9]), class_labels=torch.tensor([0, 20])).shape[0] == 2
