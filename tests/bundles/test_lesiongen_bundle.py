@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,49 @@ def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
     for row in rows:
         image = Image.open(folder / row["file"])
         assert image.size == (16, 16) and image.mode == "RGB"
+    workflow.finalize()
+
+
+def test_evaluation_writes_a_report_with_every_section(trained_bundle: Path) -> None:
+    configs = ["train.yaml", "inference.yaml", "evaluate.yaml"]
+    synthetic = trained_bundle / "outputs" / "synthetic_for_evaluation"
+    common = {"inference_output_dir": str(synthetic), "num_inference_steps": 2}
+    generate = _workflow(
+        trained_bundle, configs, "inferring", "infer", num_samples=2, plan_fitzpatrick_types=[2, 5], **common
+    )
+    generate.run()
+    generate.finalize()
+    evaluation = {
+        "eval_seeds": [0, 1],
+        "eval_ratios": [0.0, 1.0],
+        "eval_epochs": 1,
+        "eval_image_dim": 32,  # MS-SSIM diversity needs 28 px or more
+        "eval_segmentation": True,  # the demo records have masks; the synthetic set has none, so this must refuse
+    }
+    with pytest.raises(Exception) as refusal:
+        _workflow(trained_bundle, configs, "evaluating", "infer", **common, **evaluation).run()
+    assert "manifest" in str(refusal.value.__cause__) and "without one" in str(refusal.value.__cause__)
+    workflow = _workflow(
+        trained_bundle, configs, "evaluating", "infer", **common, **{**evaluation, "eval_segmentation": None}
+    )
+    workflow.run()
+    report_dir = trained_bundle / "outputs" / "report"
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["data"]["num_synthetic"] == 2 * 7 * 2
+    for network in ("inception_v3_fid", "domain_classifier"):
+        metrics = report["generative_metrics"][network]
+        assert metrics["fid"] > 0 and 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1, network
+    assert report["generative_metrics"]["inception_v3_fid"]["feature_dim"] == 2048
+    conditions = {c["name"]: c for c in report["classification"]["conditions"]}
+    assert len(conditions) == 3  # real, synthetic only, real + synthetic x1
+    assert "segmentation" in report["skipped"]  # no masks in the synthetic set
+    markdown = (report_dir / "report.md").read_text()
+    for section in ("## Generative metrics", "### Diversity", "## Downstream classification", "## Sample grids"):
+        assert section in markdown, section
+    pngs = sorted(p.name for p in report_dir.glob("*.png"))
+    assert len(pngs) >= 3, pngs
+    for png in pngs:
+        assert f"({png})" in markdown, png
     workflow.finalize()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,17 @@ def test_train_and_generate_pairs_that_read_back(tmp_path: Path) -> None:
     )  # fmt: skip
     records = read_dataset("isic2018_task1", tmp_path / "outputs" / "synthetic")
     assert len(records) == 2 and all(r["mask"] for r in records)
+    quick = {"eval_inception": False, "eval_domain_features": False, "eval_diversity": False, "eval_downstream": False}
+    _run(
+        tmp_path, ["train.yaml", "inference.yaml", "evaluate.yaml"], "evaluating", "infer",
+        eval_seeds=[0], eval_ratios=[0.0, 1.0], eval_epochs=1, eval_segmentation_epochs=1, **quick,
+    )  # fmt: skip
+    report = json.loads((tmp_path / "outputs" / "report" / "report.json").read_text())
+    conditions = {c["name"]: c for c in report["segmentation"]["conditions"]}
+    assert len(conditions) == 2  # real, real + synthetic
+    for condition in conditions.values():
+        assert 0.0 <= condition["dice"]["mean"] <= 1.0 and 0.0 <= condition["threshold_jaccard"]["mean"] <= 1.0
+    assert "## Segmentation" in (tmp_path / "outputs" / "report" / "report.md").read_text()
 
 
 def test_a_dataset_without_masks_is_refused(tmp_path: Path) -> None:
