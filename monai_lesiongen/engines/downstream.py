@@ -17,7 +17,13 @@ from monai.utils import optional_import
 from torch import nn
 
 from monai_lesiongen.engines.downstream_data import ImageSet, draw_subset
-from monai_lesiongen.engines.downstream_training import fit_network, flip_rotate_augmentation, seeded, summarize_runs
+from monai_lesiongen.engines.downstream_training import (
+    UNIT_INTERVAL,
+    fit_network,
+    flip_rotate_augmentation,
+    seeded,
+    summarize_runs,
+)
 from monai_lesiongen.metrics.fairness import accuracy as accuracy_score
 from monai_lesiongen.metrics.fairness import balanced_accuracy, group_accuracy, per_class_recall
 
@@ -31,8 +37,6 @@ __all__ = [
     "evaluate_predictions",
     "compare_training_sets",
 ]
-
-_UNIT = (0.0, 1.0)  # accuracies, recalls, Dice and IoU: confidence intervals are clipped to it
 
 BALANCE_MODES: tuple[str, ...] = ("loss", "sampler", "none")
 """How :func:`train_classifier` counters class imbalance: inverse-frequency class weights in the cross-entropy
@@ -350,7 +354,7 @@ def compare_training_sets(
     for name, ratio in conditions:
         condition_runs = results[name]
         per_group = {
-            group: summarize_runs([r["per_group_accuracy"].get(group) for r in condition_runs], alpha, _UNIT)
+            group: summarize_runs([r["per_group_accuracy"].get(group) for r in condition_runs], alpha, UNIT_INTERVAL)
             for group in condition_runs[0]["per_group_accuracy"]
         }
         summaries.append(
@@ -360,11 +364,12 @@ def compare_training_sets(
                 "num_real": sizes[name][0],
                 "num_synthetic": sizes[name][1],
                 **{
-                    key: summarize_runs([r[key] for r in condition_runs], alpha, _UNIT)
+                    key: summarize_runs([r[key] for r in condition_runs], alpha, UNIT_INTERVAL)
                     for key in ("balanced_accuracy", "accuracy", "worst_group_accuracy")
                 },
                 "per_class_recall": {
-                    c: summarize_runs([r["per_class_recall"][c] for r in condition_runs], alpha, _UNIT) for c in names
+                    c: summarize_runs([r["per_class_recall"][c] for r in condition_runs], alpha, UNIT_INTERVAL)
+                    for c in names
                 },
                 "per_group_accuracy": per_group,
                 "worst_group": min(per_group, key=lambda g: (per_group[g]["mean"], g)),

@@ -14,7 +14,13 @@ from monai.utils import optional_import
 from torch import nn
 
 from monai_lesiongen.engines.downstream_data import ImageSet, draw_subset
-from monai_lesiongen.engines.downstream_training import fit_network, flip_rotate_augmentation, seeded, summarize_runs
+from monai_lesiongen.engines.downstream_training import (
+    UNIT_INTERVAL,
+    fit_network,
+    flip_rotate_augmentation,
+    seeded,
+    summarize_runs,
+)
 from monai_lesiongen.metrics.fairness import dice_score, jaccard_index, threshold_jaccard
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
@@ -27,8 +33,6 @@ __all__ = [
     "evaluate_segmentation",
     "compare_segmentation",
 ]
-
-_UNIT = (0.0, 1.0)  # accuracies, recalls, Dice and IoU: confidence intervals are clipped to it
 
 SEGMENTATION_FIGURES: tuple[str, ...] = ("dice", "iou", "threshold_jaccard")
 """The figures of :func:`evaluate_segmentation`, each a mean over test images."""
@@ -260,7 +264,10 @@ def compare_segmentation(
                 "ratio": ratio,
                 "num_real": len(real_train),
                 "num_synthetic": sizes[name],
-                **{key: summarize_runs([r[key] for r in results[name]], alpha, _UNIT) for key in SEGMENTATION_FIGURES},
+                **{
+                    key: summarize_runs([r[key] for r in results[name]], alpha, UNIT_INTERVAL)
+                    for key in SEGMENTATION_FIGURES
+                },
                 "runs": results[name],
             }
             for name, ratio in conditions

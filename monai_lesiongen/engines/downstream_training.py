@@ -20,7 +20,7 @@ from monai_lesiongen.metrics.fairness import mean_ci_over_seeds
 
 ProgressBar, has_progress_bar = optional_import("ignite.handlers", name="ProgressBar")
 
-__all__ = ["seeded", "fit_network", "flip_rotate_augmentation", "summarize_runs"]
+__all__ = ["UNIT_INTERVAL", "seeded", "fit_network", "flip_rotate_augmentation", "summarize_runs"]
 
 
 @contextlib.contextmanager
@@ -120,6 +120,10 @@ def flip_rotate_augmentation(keys: Sequence[str]) -> Compose:
             EnsureTyped(keys=keys, track_meta=False),
         ]
     )
+
+
+UNIT_INTERVAL: tuple[float, float] = (0.0, 1.0)
+"""Bounds of accuracies, recalls, Dice and IoU: their confidence intervals are clipped to it."""
 
 
 def summarize_runs(
