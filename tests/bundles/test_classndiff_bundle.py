@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bundle_workflow import bundle_workflow
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -40,16 +41,7 @@ TINY = {
 def _workflow(
     root: Path, configs: list[str], run_id: str, workflow_type: str, tiny: dict = TINY, **override
 ) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(BUNDLE / "configs" / c) for c in configs],
-        meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        workflow_type=workflow_type,
-        run_id=run_id,
-        bundle_root=str(root),
-        **{**tiny, **override},
-    )
-    workflow.initialize()
-    return workflow
+    return bundle_workflow(BUNDLE, root, configs, run_id, workflow_type, {**tiny, **override})
 
 
 @pytest.fixture(scope="module")

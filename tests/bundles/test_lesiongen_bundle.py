@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from bundle_workflow import bundle_workflow
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -32,17 +33,8 @@ TINY = {
 
 
 def _workflow(root: Path, config: str | list[str], run_id: str, workflow_type: str, **override) -> ConfigWorkflow:
-    files = [str(BUNDLE / "configs" / c) for c in ([config] if isinstance(config, str) else config)]
-    workflow = ConfigWorkflow(
-        config_file=files,
-        meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        workflow_type=workflow_type,
-        run_id=run_id,
-        bundle_root=str(root),
-        **{**TINY, **override},
-    )
-    workflow.initialize()
-    return workflow
+    configs = [config] if isinstance(config, str) else config
+    return bundle_workflow(BUNDLE, root, configs, run_id, workflow_type, {**TINY, **override})
 
 
 @pytest.fixture(scope="module")

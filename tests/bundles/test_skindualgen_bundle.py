@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from bundle_workflow import bundle_workflow
 from monai.bundle import ConfigWorkflow
 
 from monai_lesiongen.data import load_records, require_masks
@@ -26,15 +27,7 @@ TINY = {
 
 
 def _run(root: Path, files: list[str], run_id: str, workflow_type: str, **override) -> ConfigWorkflow:
-    workflow = ConfigWorkflow(
-        config_file=[str(BUNDLE / "configs" / f) for f in files],
-        meta_file=str(BUNDLE / "configs" / "metadata.json"),
-        workflow_type=workflow_type,
-        run_id=run_id,
-        bundle_root=str(root),
-        **{**TINY, **override},
-    )
-    workflow.initialize()
+    workflow = bundle_workflow(BUNDLE, root, files, run_id, workflow_type, {**TINY, **override})
     workflow.run()
     workflow.finalize()
     return workflow
