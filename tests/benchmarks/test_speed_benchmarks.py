@@ -21,6 +21,7 @@ TINY_RUNS = {
     "sampling_speed.py": ["--sizes", "16", "--batch", "1", "--ddpm_steps", "2", "--ddim_steps", "2",
                           "--pndm_steps", "4", "--text_repeats", "1", "--warmup", "0"],
     "fid_features.py": ["--images", "1", "--batch", "1", "--warmup", "0"],
+    "cfg_batching.py": ["--sizes", "16", "--batch", "1", "--context_length", "4", "--warmup", "0"],
 }  # fmt: skip
 
 
