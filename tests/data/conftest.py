@@ -38,6 +38,16 @@ def write_image(path: Path, size: tuple[int, int] = (8, 8), mode: str = "RGB") -
     return path
 
 
+def write_mask(path: Path, size: tuple[int, int] = (8, 8)) -> Path:
+    """Write a binary lesion mask PNG: 255 in a centred rectangle (the lesion), 0 around it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mask = Image.new("L", size, 0)
+    width, height = size
+    mask.paste(255, (width // 4, height // 4, width - width // 4, height - height // 4))
+    mask.save(path)
+    return path
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -63,7 +73,7 @@ def ham_root(tmp_path: Path) -> Path:
     write_image(root / "HAM10000_images_part_1" / "ISIC_0027419.jpg")
     write_image(root / "HAM10000_images_part_1" / "ISIC_0025030.jpg")
     write_image(root / "HAM10000_images_part_2" / "ISIC_0026769.jpg")
-    write_image(root / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0027419_segmentation.png", mode="L")
+    write_mask(root / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0027419_segmentation.png")
     return root
 
 
@@ -73,7 +83,7 @@ def isic_task1_root(tmp_path: Path) -> Path:
     root = tmp_path / "isic2018_task1"
     for image_id in ("ISIC_0000000", "ISIC_0000001"):
         write_image(root / "ISIC2018_Task1-2_Training_Input" / f"{image_id}.jpg")
-        write_image(root / "ISIC2018_Task1_Training_GroundTruth" / f"{image_id}_segmentation.png", mode="L")
+        write_mask(root / "ISIC2018_Task1_Training_GroundTruth" / f"{image_id}_segmentation.png")
     (root / "ISIC2018_Task1-2_Training_Input" / "LICENSE.txt").write_text("CC-BY-NC")
     return root
 

@@ -1,9 +1,11 @@
 """Dataset readers: each turns a dataset folder in its official layout into a list of `LesionRecord` dicts.
 
 Every reader has the signature ``read_X(root, on_error="raise", report=None, check_images=True, **dataset_options)``
-and checks the layout as it reads: a missing folder or CSV raises `FileNotFoundError`; a missing column, and
-with ``on_error="raise"`` any bad row, raises a `DatasetFormatError` naming the file, the row and the field; with
-``on_error="skip"`` bad rows are left out and counted in the `SkipReport`.
+and checks the layout as it reads: a missing folder or CSV raises `FileNotFoundError`; a missing column or a CSV
+without rows, and with ``on_error="raise"`` any bad row, raises a `DatasetFormatError` naming the file, the row and
+the field; with ``on_error="skip"`` bad rows are left out and counted in the `SkipReport`. A bad row includes its
+image: with ``check_images`` (the default) every image and mask is decoded before training, so a damaged or
+truncated file, an image that is not RGB or a mask that is not binary is found here, not mid-training.
 """
 
 from __future__ import annotations

@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
+from monai_lesiongen.data.readers._images import ImageCheck, check_image_files
 from monai_lesiongen.data.records import (
     DatasetFormatError,
     LesionRecord,
@@ -35,8 +34,6 @@ __all__ = [
     "require_file",
     "read_csv",
     "is_missing",
-    "image_size",
-    "check_mask_size",
     "parse_age",
     "parse_sex",
     "parse_site",
@@ -118,6 +115,15 @@ class CsvTable:
         """Raise a `DatasetFormatError` (never skippable) when any of `columns` is missing from the header."""
         require_columns(self.name, self.header, columns)
 
+    def require_rows(self) -> None:
+        """Raise a `DatasetFormatError` (never skippable: there is nothing to read) when the file has no data rows."""
+        if not self.rows:
+            raise DatasetFormatError(
+                self.name,
+                f"the file has a header but no rows, so there is nothing to read; it should hold one row per image "
+                f"under its header {self.header}: download or export it again, or point the reader at the full file.",
+            )
+
     def error(self, row: int, field_name: str, message: str) -> DatasetFormatError:
         """A `DatasetFormatError` about one cell of this file."""
         return DatasetFormatError(self.name, message, row=row, field_name=field_name)
@@ -127,10 +133,19 @@ def read_csv(path: Path) -> CsvTable:
     """Read a CSV file with a header row into a `CsvTable` (cells stripped; short rows padded with empty cells).
 
     Row numbers are the file's line numbers, so a user can go straight to the line in an editor.
+
+    Raises:
+        DatasetFormatError: (never skippable) when the file is empty, without even a header row.
     """
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
+        if not any(header):
+            raise DatasetFormatError(
+                str(path),
+                "the file is empty: no header row and no rows, so there is nothing to read; download or export it "
+                "again (a header row, then one row per image).",
+            )
         rows = []
         for cells in reader:
             if not any(c.strip() for c in cells):
@@ -181,42 +196,6 @@ class ImageIndex:
 def is_missing(value: str | None) -> bool:
     """Whether a cell means "not recorded" (see `MISSING_VALUES`)."""
     return value is None or value.strip().lower() in MISSING_VALUES
-
-
-def image_size(path: Path, file: str, row: int | None, field_name: str) -> tuple[int, int]:
-    """Read an image header with PIL and return its ``(width, height)``.
-
-    Args:
-        path: the image (or mask) file.
-        file: the file the error should be reported against (the CSV naming the image, or the image itself).
-        row: the CSV row, or None.
-        field_name: the field that names the image.
-
-    Raises:
-        DatasetFormatError: when PIL cannot read the file; the message names the image file.
-    """
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetFormatError(
-            file, f"cannot read image file {path} ({e}); replace the file or skip the row.", row, field_name
-        ) from e
-
-
-def check_mask_size(
-    mask: Path, size: tuple[int, int], image: Path, file: str, row: int | None, field_name: str = "mask"
-) -> None:
-    """Raise a `DatasetFormatError` when `mask` is unreadable or its size differs from its image's `size`."""
-    mask_size = image_size(mask, file, row, field_name)
-    if mask_size != size:
-        raise DatasetFormatError(
-            file,
-            f"mask {mask} is {mask_size[0]}x{mask_size[1]} but its image {image} is {size[0]}x{size[1]}; "
-            "a mask must have the size of its image.",
-            row,
-            field_name,
-        )
 
 
 def parse_age(value: str, file: str, row: int, field_name: str) -> float | None:
@@ -334,38 +313,71 @@ def collect_rows(
     on_error: OnError,
     report: SkipReport | None,
     id_of: Callable[[dict[str, str]], str] | None = None,
+    check_images: bool = True,
+    image_field: str | None = None,
 ) -> list[LesionRecord]:
-    """Build one record per row of `table`, raising or skipping (and counting) the rows that fail.
+    """Build one record per row of `table`, check its image and mask, and raise or skip (and count) bad rows.
+
+    The rows are built first; then the images of the rows built are decoded in threads (see `check_image_files`);
+    then each row is accepted or refused in file order, so the error raised (or the order of the skipped rows) does
+    not depend on which thread finished first. A row's problems are reported in the order: empty id, duplicate id,
+    whatever `build` raised, then its image and mask.
 
     Args:
         table: the dataset's main CSV.
         id_field: the column holding the image id (named in duplicate-id errors).
-        build: makes the record of one row from ``(row number, cells)``, raising `DatasetFormatError` on a bad row.
+        build: makes the record of one row from ``(row number, cells)``, raising `DatasetFormatError` on a bad row;
+            it finds the image and mask files, which are checked here.
         on_error: ``raise`` or ``skip``, as given to the reader.
         report: where skipped rows are counted.
         id_of: the image id of a row, when it is not simply the `id_field` cell.
+        check_images: decode every record's image and mask (`check_image_file`).
+        image_field: the column naming the image, for image errors; `id_field` when None.
 
     Raises:
-        DatasetFormatError: for a bad row (an empty or duplicate image id, or whatever `build` raises) when
-            `on_error` is ``raise``.
+        DatasetFormatError: (never skippable) when `table` has no rows; and with `on_error` ``raise``, for the
+            first bad row: an empty or duplicate image id, whatever `build` raises, an unreadable or truncated
+            image, an image that is not RGB, or a mask that is not binary or not of its image's size.
     """
+    table.require_rows()
+    built: list[tuple[int, str, LesionRecord | DatasetFormatError]] = []
+    ids: set[str] = set()
+    for row, values in table.rows:
+        image_id = id_of(values) if id_of is not None else values[id_field]
+        try:
+            result: LesionRecord | DatasetFormatError = build(row, values)
+        except DatasetFormatError as e:
+            result = e
+        built.append((row, image_id, result))
+        if on_error == "raise" and (not image_id or image_id in ids or isinstance(result, DatasetFormatError)):
+            break  # the rows after the first bad one are never reached: no need to decode their images
+        ids.add(image_id)
+
+    image_errors: dict[int, DatasetFormatError] = {}
+    if check_images:
+        field_name = image_field or id_field
+        checked = [(row, r) for row, _, r in built if not isinstance(r, DatasetFormatError)]
+        checks = [
+            ImageCheck(Path(r["image"]), None if r["mask"] is None else Path(r["mask"]), table.name, row, field_name)
+            for row, r in checked
+        ]
+        errors = check_image_files(checks, stop_at_first=on_error == "raise")
+        image_errors = {checked[index][0]: error for index, error in errors.items()}
+
     records: list[LesionRecord] = []
     seen: dict[str, int] = {}
-    for row, values in table.rows:
-        try:
-            image_id = id_of(values) if id_of is not None else values[id_field]
-            if not image_id:
-                raise table.error(row, id_field, "empty image id.")
-            if image_id in seen:
-                raise table.error(
-                    row,
-                    id_field,
-                    f"duplicate image id {image_id!r} (first in row {seen[image_id]}).",
-                )
-            record = build(row, values)
-        except DatasetFormatError as e:
-            handle_row_error(e, on_error, report)
+    for row, image_id, result in built:
+        if not image_id:
+            error = table.error(row, id_field, "empty image id.")
+        elif image_id in seen:
+            error = table.error(row, id_field, f"duplicate image id {image_id!r} (first in row {seen[image_id]}).")
+        elif isinstance(result, DatasetFormatError):
+            error = result
+        elif row in image_errors:
+            error = image_errors[row]
+        else:
+            seen[image_id] = row
+            records.append(result)
             continue
-        seen[image_id] = row
-        records.append(record)
+        handle_row_error(error, on_error, report)
     return records

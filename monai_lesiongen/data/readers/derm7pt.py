@@ -20,7 +20,6 @@ from monai_lesiongen.data.readers._common import (
     CsvTable,
     check_on_error,
     collect_rows,
-    image_size,
     make_record,
     parse_concepts,
     parse_sex,
@@ -112,7 +111,8 @@ def read_derm7pt(
         root: the dataset folder (holding ``meta/`` and ``images/``).
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
 
     Returns:
         One record per case, ``id`` and ``group_id`` the ``case_num``; ``label_name`` the diagnosis as written and
@@ -122,13 +122,15 @@ def read_derm7pt(
     Raises:
         FileNotFoundError: when the folder, ``meta/meta.csv`` or one of the three index files (when any exists)
             is missing.
-        DatasetFormatError: for a missing column or a bad index file (always), or with ``on_error="raise"`` an
-            unknown diagnosis or concept value, a missing or unreadable image, or a duplicate ``case_num``.
+        DatasetFormatError: for a missing column, no rows or a bad index file (always), or with
+            ``on_error="raise"`` an unknown diagnosis or concept value, a missing, unreadable or non-RGB image, or a
+            duplicate ``case_num``.
     """
     check_on_error(on_error, report)
     base = require_root(root, "derm7pt", "meta/meta.csv and images/")
     table: CsvTable = read_csv(require_file(base / "meta" / "meta.csv", "derm7pt", "the case table (case_num, ...)"))
     table.require(_REQUIRED)
+    table.require_rows()
     splits = _read_splits(base / "meta", len(table.rows))
     split_of_row = {row: splits.get(index) for index, (row, _) in enumerate(table.rows)}
     images_dir = base / "images"
@@ -142,8 +144,6 @@ def read_derm7pt(
         image = images_dir / values["derm"]
         if not values["derm"] or not image.is_file():
             raise table.error(row, "derm", f"dermoscopic image {image} not found.")
-        if check_images:
-            image_size(image, table.name, row, "derm")
         return make_record(
             id=values["case_num"],
             image=image,
@@ -156,4 +156,4 @@ def read_derm7pt(
             split=split_of_row[row],
         )
 
-    return collect_rows(table, "case_num", build, on_error, report)
+    return collect_rows(table, "case_num", build, on_error, report, check_images=check_images, image_field="derm")

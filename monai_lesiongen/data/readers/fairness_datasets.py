@@ -32,7 +32,6 @@ from monai_lesiongen.data.readers._common import (
     ImageIndex,
     check_on_error,
     collect_rows,
-    image_size,
     is_missing,
     make_record,
     parse_age,
@@ -109,7 +108,8 @@ def read_fitzpatrick17k(
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report` (many copies of
             Fitzpatrick17k miss images whose URL has died).
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
         label_column: ``label`` (the condition), ``nine_partition_label`` or ``three_partition_label``.
 
     Returns:
@@ -119,8 +119,9 @@ def read_fitzpatrick17k(
     Raises:
         ValueError: for an unknown `label_column`.
         FileNotFoundError: when the folder or ``fitzpatrick17k.csv`` is missing.
-        DatasetFormatError: for a missing column (always), or with ``on_error="raise"`` an empty label, a
-            Fitzpatrick value other than 1-6/-1/empty, a missing or unreadable image, or a duplicate ``md5hash``.
+        DatasetFormatError: for a missing column or no rows (always), or with ``on_error="raise"`` an empty label,
+            a Fitzpatrick value other than 1-6/-1/empty, a missing, unreadable or non-RGB image, or a duplicate
+            ``md5hash``.
     """
     check_on_error(on_error, report)
     base, classes, table = _fitzpatrick17k_table(root, label_column)
@@ -135,8 +136,6 @@ def read_fitzpatrick17k(
         image = images.find(md5, IMAGE_EXTENSIONS)
         if image is None:
             raise table.error(row, "md5hash", f"image {md5}.jpg not found in {images.describe()}.")
-        if check_images:
-            image_size(image, table.name, row, "md5hash")
         return make_record(
             id=md5,
             image=image,
@@ -146,7 +145,7 @@ def read_fitzpatrick17k(
             source="fitzpatrick17k",
         )
 
-    return collect_rows(table, "md5hash", build, on_error, report)
+    return collect_rows(table, "md5hash", build, on_error, report, check_images=check_images)
 
 
 def read_ddi(
@@ -161,7 +160,8 @@ def read_ddi(
         root: the dataset folder (holding ``ddi_metadata.csv`` and the images).
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
 
     Returns:
         One record per row: ``id`` and ``group_id`` the ``DDI_file`` name without extension; ``label`` indexes
@@ -170,9 +170,9 @@ def read_ddi(
 
     Raises:
         FileNotFoundError: when the folder or ``ddi_metadata.csv`` is missing.
-        DatasetFormatError: for a missing column (always), or with ``on_error="raise"`` a ``malignant`` value other
-            than True/False, a ``skin_tone`` other than 12/34/56/empty, a missing or unreadable image, or a
-            duplicate ``DDI_file``.
+        DatasetFormatError: for a missing column or no rows (always), or with ``on_error="raise"`` a ``malignant``
+            value other than True/False, a ``skin_tone`` other than 12/34/56/empty, a missing, unreadable or non-RGB
+            image, or a duplicate ``DDI_file``.
     """
     check_on_error(on_error, report)
     base = require_root(root, "DDI", "ddi_metadata.csv and the images")
@@ -190,8 +190,6 @@ def read_ddi(
         image = images.find(values["DDI_file"])
         if image is None:
             raise table.error(row, "DDI_file", f"image {values['DDI_file']} not found in {images.describe()}.")
-        if check_images:
-            image_size(image, table.name, row, "DDI_file")
         name = "malignant" if malignant == "true" else "benign"
         return make_record(
             id=Path(values["DDI_file"]).stem,
@@ -202,7 +200,15 @@ def read_ddi(
             source="ddi",
         )
 
-    return collect_rows(table, "DDI_file", build, on_error, report, id_of=lambda values: Path(values["DDI_file"]).stem)
+    return collect_rows(
+        table,
+        "DDI_file",
+        build,
+        on_error,
+        report,
+        id_of=lambda values: Path(values["DDI_file"]).stem,
+        check_images=check_images,
+    )
 
 
 _PAD_PARTS = ("imgs_part_1", "imgs_part_2", "imgs_part_3")
@@ -220,7 +226,8 @@ def read_pad_ufes20(
         root: the dataset folder (holding ``metadata.csv`` and ``images/``).
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
 
     Returns:
         One record per row: ``id`` the ``img_id`` without extension, ``group_id`` the ``patient_id`` (a patient's
@@ -229,8 +236,9 @@ def read_pad_ufes20(
 
     Raises:
         FileNotFoundError: when the folder or ``metadata.csv`` is missing.
-        DatasetFormatError: for a missing column (always), or with ``on_error="raise"`` an unknown diagnostic, an
-            invalid age, gender or Fitzpatrick value, a missing or unreadable image, or a duplicate ``img_id``.
+        DatasetFormatError: for a missing column or no rows (always), or with ``on_error="raise"`` an unknown
+            diagnostic, an invalid age, gender or Fitzpatrick value, a missing, unreadable or non-RGB image, or a
+            duplicate ``img_id``.
     """
     check_on_error(on_error, report)
     base = require_root(root, "PAD-UFES-20", "metadata.csv and images/")
@@ -248,8 +256,6 @@ def read_pad_ufes20(
         image = images.find(values["img_id"], IMAGE_EXTENSIONS)
         if image is None:
             raise table.error(row, "img_id", f"image {values['img_id']} not found in {images.describe()}.")
-        if check_images:
-            image_size(image, table.name, row, "img_id")
         site = parse_site(values["region"])
         return make_record(
             id=Path(values["img_id"]).stem,
@@ -264,4 +270,12 @@ def read_pad_ufes20(
             group_id=values["patient_id"] or None,
         )
 
-    return collect_rows(table, "img_id", build, on_error, report, id_of=lambda values: Path(values["img_id"]).stem)
+    return collect_rows(
+        table,
+        "img_id",
+        build,
+        on_error,
+        report,
+        id_of=lambda values: Path(values["img_id"]).stem,
+        check_images=check_images,
+    )

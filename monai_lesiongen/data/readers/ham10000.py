@@ -18,10 +18,8 @@ from pathlib import Path
 from monai_lesiongen.data.readers._common import (
     IMAGE_EXTENSIONS,
     ImageIndex,
-    check_mask_size,
     check_on_error,
     collect_rows,
-    image_size,
     make_record,
     parse_age,
     parse_concepts,
@@ -61,8 +59,9 @@ def read_ham10000(
         root: the dataset folder.
         on_error: ``raise`` a `DatasetFormatError` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image (and mask) header with PIL to check it is readable and that the mask has
-            the image's size; the files' presence is checked either way.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB, and every
+            mask to check it is single-channel, binary (0/255 or 0/1) and of its image's size; the files'
+            presence is checked either way.
 
     Returns:
         One `LesionRecord` per metadata row, in file order. ``label`` indexes `HAM10000_CLASSES`; ``mask`` is None
@@ -70,9 +69,9 @@ def read_ham10000(
 
     Raises:
         FileNotFoundError: when the folder or ``HAM10000_metadata.csv`` is missing.
-        DatasetFormatError: for a missing column (always), or a bad row with ``on_error="raise"``: unknown ``dx``,
-            missing or unreadable image, mask of another size, duplicate ``image_id``, invalid age, sex,
-            Fitzpatrick type or concept value.
+        DatasetFormatError: for a missing column or no rows (always), or a bad row with ``on_error="raise"``:
+            unknown ``dx``, missing, unreadable or non-RGB image, mask not binary or of another size, duplicate
+            ``image_id``, invalid age, sex, Fitzpatrick type or concept value.
     """
     check_on_error(on_error, report)
     base = require_root(root, "HAM10000", f"{HAM10000_METADATA} and HAM10000_images_part_1/")
@@ -91,10 +90,6 @@ def read_ham10000(
         if image is None:
             raise table.error(row, "image_id", f"image {image_id}.jpg not found in {images.describe()}.")
         mask = masks.find(f"{image_id}_segmentation.png")
-        if check_images:
-            size = image_size(image, table.name, row, "image_id")
-            if mask is not None:
-                check_mask_size(mask, size, image, table.name, row)
         fitzpatrick = None
         if has_fitzpatrick:
             fitzpatrick = parse_fitzpatrick(values["fitzpatrick"], table.name, row, "fitzpatrick")
@@ -113,4 +108,4 @@ def read_ham10000(
             group_id=values["lesion_id"] or image_id,
         )
 
-    return collect_rows(table, "image_id", build, on_error, report)
+    return collect_rows(table, "image_id", build, on_error, report, check_images=check_images)

@@ -30,10 +30,8 @@ from monai_lesiongen.data.readers._common import (
     IMAGE_EXTENSIONS,
     CsvTable,
     ImageIndex,
-    check_mask_size,
     check_on_error,
     collect_rows,
-    image_size,
     is_missing,
     make_record,
     parse_age,
@@ -43,6 +41,7 @@ from monai_lesiongen.data.readers._common import (
     require_file,
     require_root,
 )
+from monai_lesiongen.data.readers._images import ImageCheck, check_image_files
 from monai_lesiongen.data.records import DatasetFormatError, LesionRecord, OnError, SkipReport, handle_row_error
 from monai_lesiongen.data.vocabulary import HAM10000_CLASSES
 
@@ -79,7 +78,11 @@ def _check_subset(subset: str) -> None:
 
 
 def _one_hot(table: CsvTable, row: int, values: dict[str, str], columns: Sequence[str]) -> str:
-    """The column whose one-hot cell is 1 (``1`` or ``1.0``); raises unless exactly one is 1 and the rest 0."""
+    """The column whose one-hot cell is 1 (``1`` or ``1.0``); raises unless exactly one is 1 and the rest 0.
+
+    The error lists the valid classes, and the columns outside them that hold a 1 (a diagnosis this reader does not
+    know, e.g. a ground truth of another challenge year).
+    """
     chosen = []
     for column in columns:
         try:
@@ -91,10 +94,13 @@ def _one_hot(table: CsvTable, row: int, values: dict[str, str], columns: Sequenc
         if number == 1.0:
             chosen.append(column)
     if len(chosen) != 1:
+        unknown = [c for c in table.header if c not in columns and values.get(c) in ("1", "1.0")]
+        note = f" (column(s) {unknown} hold 1 but are not classes of this dataset)" if unknown else ""
         raise table.error(
             row,
             ",".join(columns),
-            f"the one-hot diagnosis columns sum to {len(chosen)} {chosen}; exactly one must be 1.",
+            f"the one-hot diagnosis columns sum to {len(chosen)} {chosen}{note}; exactly one of the classes "
+            f"{list(columns)} must be 1.",
         )
     return chosen[0]
 
@@ -115,7 +121,8 @@ def read_isic2018_task1(
             folders.
         on_error: ``raise`` on the first bad pair, or ``skip`` it and count it in `report`.
         report: counts the skipped pairs; required with ``on_error="skip"``.
-        check_images: open every image and mask header with PIL (readable, same size).
+        check_images: decode every image and mask to check that they are readable (not damaged or
+            truncated), the image RGB, the mask single-channel, binary (0/255 or 0/1) and of its image's size.
         subset: ``Training``, ``Validation`` or ``Test``.
 
     Returns:
@@ -123,8 +130,9 @@ def read_isic2018_task1(
 
     Raises:
         FileNotFoundError: when the folder or either subset folder is missing.
-        DatasetFormatError: with ``on_error="raise"``, for an image without a mask, a mask without an image, an
-            unreadable file, or a mask of another size than its image.
+        DatasetFormatError: for folders without any image or mask (always), or with ``on_error="raise"``, for an
+            image without a mask, a mask without an image, an unreadable file, an image that is not RGB, or a mask
+            that is not binary or not of its image's size.
     """
     check_on_error(on_error, report)
     _check_subset(subset)
@@ -145,30 +153,54 @@ def read_isic2018_task1(
             continue
         images[path.stem] = path
     masks = {p.name[: -len("_segmentation.png")]: p for p in (base / truth_name).glob("*_segmentation.png")}
+    if not images and not masks:
+        raise DatasetFormatError(
+            str(base / input_name),
+            f"no images (*.jpg, *.png) in this folder and no masks in {base / truth_name}, so there is nothing to "
+            "read; download the subset again or point the reader at the folder holding it.",
+        )
 
-    records: list[LesionRecord] = []
+    pairs: list[tuple[str, Path, Path] | DatasetFormatError] = []
     for image_id in sorted(images.keys() | masks.keys()):
         image, mask = images.get(image_id), masks.get(image_id)
-        try:
-            if image is None:
-                raise DatasetFormatError(
+        if image is None:
+            pairs.append(
+                DatasetFormatError(
                     str(masks[image_id]), f"mask without an image {image_id}.jpg in {base / input_name}.", None, "image"
                 )
-            if mask is None:
-                raise DatasetFormatError(
+            )
+        elif mask is None:
+            pairs.append(
+                DatasetFormatError(
                     str(image),
                     f"image without its mask {image_id}_segmentation.png in {base / truth_name}.",
                     None,
                     "mask",
                 )
-            if check_images:
-                check_mask_size(mask, image_size(image, str(image), None, "image"), image, str(mask), None)
-        except DatasetFormatError as e:
-            handle_row_error(e, on_error, report)
-            continue
-        records.append(
-            make_record(id=image_id, image=image, mask=mask, label=0, label_name="lesion", source="isic2018_task1")
-        )
+            )
+        else:
+            pairs.append((image_id, image, mask))
+        if on_error == "raise" and isinstance(pairs[-1], DatasetFormatError):
+            break  # the pairs after the first bad one are never reached: no need to decode their images
+
+    image_errors: dict[int, DatasetFormatError] = {}
+    if check_images:
+        found = [(i, pair) for i, pair in enumerate(pairs) if not isinstance(pair, DatasetFormatError)]
+        checks = [ImageCheck(image, mask, str(image), None, "image") for _, (_, image, mask) in found]
+        errors = check_image_files(checks, stop_at_first=on_error == "raise")
+        image_errors = {found[index][0]: error for index, error in errors.items()}
+
+    records: list[LesionRecord] = []
+    for position, pair in enumerate(pairs):
+        if isinstance(pair, DatasetFormatError):
+            handle_row_error(pair, on_error, report)
+        elif position in image_errors:
+            handle_row_error(image_errors[position], on_error, report)
+        else:
+            image_id, image, mask = pair
+            records.append(
+                make_record(id=image_id, image=image, mask=mask, label=0, label_name="lesion", source="isic2018_task1")
+            )
     return records
 
 
@@ -192,7 +224,8 @@ def read_isic2018_task3(
         root: the folder holding the ``ISIC2018_Task3_<subset>_GroundTruth`` and ``..._Input`` folders.
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
         subset: ``Training``, ``Validation`` or ``Test``.
 
     Returns:
@@ -202,8 +235,9 @@ def read_isic2018_task3(
 
     Raises:
         FileNotFoundError: when the folder or the ground-truth CSV is missing.
-        DatasetFormatError: for a missing column (always), or with ``on_error="raise"`` a row whose one-hot
-            columns do not hold exactly one 1, a missing or unreadable image, or a duplicate image id.
+        DatasetFormatError: for a missing column or no rows (always), or with ``on_error="raise"`` a row whose
+            one-hot columns do not hold exactly one 1, a missing, unreadable or non-RGB image, or a duplicate image
+            id.
     """
     check_on_error(on_error, report)
     _check_subset(subset)
@@ -226,8 +260,6 @@ def read_isic2018_task3(
         image = images.find(image_id, IMAGE_EXTENSIONS)
         if image is None:
             raise table.error(row, "image", f"image {image_id}.jpg not found in {images.describe()}.")
-        if check_images:
-            image_size(image, table.name, row, "image")
         return make_record(
             id=image_id,
             image=image,
@@ -237,7 +269,7 @@ def read_isic2018_task3(
             group_id=groups.get(image_id),
         )
 
-    return collect_rows(table, "image", build, on_error, report)
+    return collect_rows(table, "image", build, on_error, report, check_images=check_images)
 
 
 def read_isic2019(
@@ -252,7 +284,8 @@ def read_isic2019(
         root: the folder holding ``ISIC_2019_Training_GroundTruth.csv`` and ``ISIC_2019_Training_Input/``.
         on_error: ``raise`` on the first bad row, or ``skip`` it and count it in `report`.
         report: counts the skipped rows; required with ``on_error="skip"``.
-        check_images: open every image header with PIL to check it is readable.
+        check_images: decode every image to check it is readable (not damaged or truncated) and RGB; the files'
+            presence is checked either way.
 
     Returns:
         One record per ground-truth row; ``label`` indexes `ISIC2019_CLASSES` and ``label_name`` is the column
@@ -262,8 +295,9 @@ def read_isic2019(
 
     Raises:
         FileNotFoundError: when the folder or the ground-truth CSV is missing.
-        DatasetFormatError: for a missing column (always), or with ``on_error="raise"`` a bad one-hot row, a
-            missing or unreadable image, a duplicate image id, or an invalid age or sex in the metadata.
+        DatasetFormatError: for a missing column or no rows (always), or with ``on_error="raise"`` a bad one-hot
+            row, a missing, unreadable or non-RGB image, a duplicate image id, or an invalid age or sex in the
+            metadata.
     """
     check_on_error(on_error, report)
     truth_name = "ISIC_2019_Training_GroundTruth.csv"
@@ -285,8 +319,6 @@ def read_isic2019(
         image = images.find(image_id, IMAGE_EXTENSIONS)
         if image is None:
             raise table.error(row, "image", f"image {image_id}.jpg not found in {images.describe()}.")
-        if check_images:
-            image_size(image, table.name, row, "image")
         age, sex, site, lesion = None, None, None, None
         if meta is not None and image_id in meta_rows:
             meta_row, info = meta_rows[image_id]
@@ -306,4 +338,4 @@ def read_isic2019(
             group_id=lesion,
         )
 
-    return collect_rows(table, "image", build, on_error, report)
+    return collect_rows(table, "image", build, on_error, report, check_images=check_images)
