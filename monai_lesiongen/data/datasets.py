@@ -36,6 +36,7 @@ def load_records(
     Raises:
         ValueError: for an unknown dataset name.
         FileNotFoundError: when `dataset_dir` does not exist (for a dataset other than ``demo``).
+        ValueError: when ``on_error="skip"`` skipped every row.
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASET_NAMES)}.")
@@ -48,10 +49,15 @@ def load_records(
         raise FileNotFoundError(f"dataset_dir {root} does not exist: point 'dataset_dir' at your {dataset} folder.")
     report = SkipReport()
     records = read_dataset(reader, root, on_error=on_error, report=report)
+    target = Path(skipped_file) if skipped_file is not None else root / "skipped.txt"
     if len(report):
-        target = Path(skipped_file) if skipped_file is not None else root / "skipped.txt"
         report.write(str(target))
         print(f"{dataset}: {report.summary().splitlines()[0]}; listed in {target}")
+    if not records:
+        raise ValueError(
+            f"{dataset} folder {root}: every row was skipped ({len(report)}, listed in {target}); nothing is left to "
+            "train on: fix the first rows listed there, or check that 'dataset' names this folder's layout."
+        )
     for record in records:
         record["source"] = dataset
     return records

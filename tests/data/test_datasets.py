@@ -51,6 +51,14 @@ def test_bad_rows_raise_or_are_skipped_and_listed(demo_dir: Path, tmp_path: Path
     records = load_records("ham10000", copy, on_error="skip")
     assert len(records) == 39
     assert "tumour" in (copy / "skipped.txt").read_text()
+    for row in rows:
+        row["dx"] = "tumour"
+    with open(copy / "HAM10000_metadata.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match=r"every row was skipped \(40, listed in .*skipped.txt\)"):
+        load_records("ham10000", copy, on_error="skip")
 
 
 def test_unknown_dataset_and_missing_folder() -> None:
