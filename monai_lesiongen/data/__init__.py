@@ -3,7 +3,7 @@ from __future__ import annotations
 from .captions import CaptionBuilder
 from .datasets import DATASET_NAMES, load_records, load_split, require_masks, to_datalist
 from .demo import ensure_demo_dataset, write_demo_dataset
-from .generation_plan import condition_grid_plan
+from .generation_plan import check_plan_rows, condition_grid_plan
 from .lesion_measurements import LesionMeasurements, measure_lesion
 from .readers import READERS, read_dataset
 from .records import RECORD_KEYS, DatasetFormatError, LesionRecord, SkipReport
@@ -25,6 +25,7 @@ __all__ = [
     "SEVEN_POINT_CONCEPTS",
     "SkipReport",
     "check_no_group_leak",
+    "check_plan_rows",
     "condition_grid_plan",
     "ensure_demo_dataset",
     "estimate_ita",

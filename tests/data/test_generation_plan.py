@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_lesiongen.data import HAM10000_CLASSES, condition_grid_plan
+from monai_lesiongen.data import HAM10000_CLASSES, check_plan_rows, condition_grid_plan
 
 
 def test_plan_crosses_classes_and_skin_types_with_captions() -> None:
@@ -28,3 +28,20 @@ def test_bad_plans_are_named() -> None:
         condition_grid_plan(HAM10000_CLASSES, selected_classes=["xyz"])
     with pytest.raises(ValueError, match="empty"):
         condition_grid_plan([])
+
+
+def test_hand_written_plan_rows_are_checked_against_the_classes() -> None:
+    rows = check_plan_rows(
+        [{"caption": "a mole", "label_name": "nv", "fitzpatrick": 6}, {"caption": "a lesion"}], ["mel", "nv"]
+    )
+    assert rows[0]["label"] == 1 and "label" not in rows[1]
+    with pytest.raises(ValueError, match=r"row 1: unknown diagnosis 'melanoma'; valid ones: \['mel', 'nv'\]"):
+        check_plan_rows([{"label_name": "mel"}, {"label_name": "melanoma"}], ["mel", "nv"])
+    with pytest.raises(ValueError, match=r"unknown Fitzpatrick skin type 7; valid ones: \[1, 2, 3, 4, 5, 6\]"):
+        check_plan_rows([{"label_name": "mel", "fitzpatrick": 7}], ["mel", "nv"])
+    with pytest.raises(ValueError, match="label 1 is 'nv' but label_name is 'mel'"):
+        check_plan_rows([{"label_name": "mel", "label": 1}], ["mel", "nv"])
+    with pytest.raises(ValueError, match="neither a caption nor a label_name"):
+        check_plan_rows([{"caption": " "}], ["mel", "nv"])
+    with pytest.raises(ValueError, match="'plan_rows' is empty"):
+        check_plan_rows([], ["mel", "nv"])
