@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from monai.networks.schedulers import Scheduler
 from monai.utils import optional_import
 from PIL import Image
@@ -141,6 +143,10 @@ class SyntheticDatasetWriter:
     NIfTI through MONAI's `SaveImage` with ``output_ext=".nii.gz"``). Images already on disk are not generated
     again, so an interrupted run continues where it stopped, and the manifest lists exactly the files on disk.
 
+    Several processes (``torchrun``, one per GPU) share the work: each generates its `shard` of the missing images,
+    then rank 0 writes the one manifest. Every image is drawn in the same batch as in a one-process run, so the
+    files and the manifest are the same as one process would write.
+
     Args:
         sampler: the sampler.
         plan: the generation plan.
@@ -151,6 +157,14 @@ class SyntheticDatasetWriter:
         prefix: the image name prefix.
         caption_key: the plan field holding the caption; None for a model without text condition.
         label_key: the plan field holding the class index; None for a model without class condition.
+        rank: this process's rank among `world_size` processes; None: torch.distributed's rank when a process group
+            is initialised, else 0.
+        world_size: the number of processes sharing the work; None: torch.distributed's world size when a process
+            group is initialised, else 1. More than one needs an initialised process group (for its barriers).
+
+    Raises:
+        ValueError: for an unknown extension, an empty plan, ``num_per_row < 1``, rows without a conditioning
+            field, or a rank outside ``[0, world_size)``.
     """
 
     def __init__(
@@ -164,6 +178,8 @@ class SyntheticDatasetWriter:
         prefix: str = "synthetic",
         caption_key: str | None = "caption",
         label_key: str | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if output_ext not in (".png", ".nii.gz"):
             raise ValueError(f"output_ext must be '.png' or '.nii.gz', got {output_ext!r}.")
@@ -175,6 +191,10 @@ class SyntheticDatasetWriter:
             missing = [i for i, row in enumerate(plan) if key is not None and key not in row]
             if missing:
                 raise ValueError(f"plan rows {missing[:10]} have no '{key}' field, which conditions the model.")
+        if world_size is not None and world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}.")
+        if rank is not None and (rank < 0 or (world_size is not None and rank >= world_size)):
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}.")
         self.sampler = sampler
         self.plan = list(plan)
         self.output_dir = Path(output_dir)
@@ -184,6 +204,37 @@ class SyntheticDatasetWriter:
         self.prefix = prefix
         self.caption_key = caption_key
         self.label_key = label_key
+        self.rank = rank
+        self.world_size = world_size
+
+    def process_group(self) -> tuple[int, int]:
+        """This process's ``(rank, world_size)``: the arguments, else torch.distributed's, else ``(0, 1)``.
+
+        Raises:
+            ValueError: when more than one process is asked for without an initialised process group of that size.
+        """
+        initialised = dist.is_available() and dist.is_initialized()
+        world_size = self.world_size if self.world_size is not None else dist.get_world_size() if initialised else 1
+        rank = self.rank if self.rank is not None else dist.get_rank() if initialised else 0
+        if world_size > 1 and not (initialised and dist.get_world_size() == world_size):
+            raise ValueError(
+                f"world_size={world_size} needs an initialised torch.distributed process group of that size (the "
+                "ranks wait for each other before the manifest is written): start the run with torchrun and call "
+                "torch.distributed.init_process_group() first, or leave rank and world_size unset."
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}.")
+        return rank, world_size
+
+    def shard(self, todo: Sequence[dict[str, Any]], rank: int, world_size: int) -> list[dict[str, Any]]:
+        """The entries of `todo` that `rank` of `world_size` generates: sampler batches of `todo`, dealt in turn.
+
+        A one-process run draws `todo` in batches of ``sampler.batch_size``; dealing out those same batches makes
+        every image the same as there (even with a stochastic scheduler, whose noise is seeded per batch), and the
+        ranks' shares differ by at most one batch.
+        """
+        batch = self.sampler.batch_size
+        return [entry for index, entry in enumerate(todo) if (index // batch) % world_size == rank]
 
     def jobs(self) -> list[dict[str, Any]]:
         """One entry per image to exist when the run ends: its file name, seed and plan row."""
@@ -200,17 +251,32 @@ class SyntheticDatasetWriter:
 
     def _save(self, image: torch.Tensor, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.partial_path(path)
         if self.output_ext == ".png":
             array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            tmp = path.with_suffix(".tmp.png")
-            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp)
-            tmp.replace(path)
+            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp, format="PNG")
         else:
             import nibabel as nib
 
-            tmp = path.parent / f".{path.name}"
-            nib.save(nib.Nifti1Image(image.permute(2, 1, 0).numpy().astype(np.float32), np.eye(4)), str(tmp))
-            tmp.replace(path)
+            nifti = nib.Nifti1Image(image.permute(2, 1, 0).numpy().astype(np.float32), np.eye(4))
+            with open(tmp, "wb") as f, gzip.GzipFile(path.name, "wb", compresslevel=1, fileobj=f, mtime=0) as stream:
+                nifti.to_stream(stream)
+        tmp.replace(path)
+
+    @staticmethod
+    def partial_path(path: Path) -> Path:
+        """Where `path` is written before it is renamed into place: ``.<name>.tmp`` next to it, a hidden file that
+        no image or manifest pattern (``*.png``, ``*.nii.gz``, ``*.csv``) matches."""
+        return path.parent / f".{path.name}.tmp"
+
+    def remove_partial_files(self) -> list[Path]:
+        """Delete the temporary files (see `partial_path`) that a run killed while writing left in `output_dir` and
+        its subfolders; returns them."""
+        patterns = (f".*{self.output_ext}.tmp", ".manifest.csv.tmp")
+        removed = sorted({path for pattern in patterns for path in self.output_dir.rglob(pattern) if path.is_file()})
+        for path in removed:
+            path.unlink(missing_ok=True)
+        return removed
 
     def write_manifest(self, entries: Sequence[Mapping[str, Any]]) -> Path:
         """Write ``manifest.csv`` for the entries whose files exist; returns its path.
@@ -226,7 +292,7 @@ class SyntheticDatasetWriter:
                     field_names.append(key)
         header = [*entry_fields, "guidance_scale", "num_inference_steps", *field_names]
         path = self.output_dir / "manifest.csv"
-        tmp = path.with_suffix(".csv.tmp")
+        tmp = self.partial_path(path)
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=header)
             writer.writeheader()
@@ -244,10 +310,19 @@ class SyntheticDatasetWriter:
         return path
 
     def run(self, network: nn.Module) -> Path:
-        """Generate the missing images and write the manifest; returns the manifest's path."""
+        """Generate the missing images and write the manifest; returns the manifest's path.
+
+        With several processes, every rank must call it: each lists the missing images before any rank writes one,
+        generates its `shard`, and rank 0 writes the manifest once all are done (the manifest exists on return).
+        """
+        rank, world_size = self.process_group()
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_partial_files()  # before the first barrier: no rank is writing yet
         entries = self.jobs()
         todo = [e for e in entries if not (self.output_dir / e["file"]).is_file()]
+        if world_size > 1:
+            dist.barrier()  # every rank has listed the same missing images before any is written
+        todo = self.shard(todo, rank, world_size)
         batch = self.sampler.batch_size
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
@@ -256,5 +331,11 @@ class SyntheticDatasetWriter:
             images = self.sampler(network, [e["seed"] for e in chunk], captions=captions, class_labels=labels)
             for entry, image in zip(chunk, images, strict=True):
                 self.save(image, entry)
-            self.write_manifest(entries)
-        return self.write_manifest(entries)
+            if rank == 0:
+                self.write_manifest(entries)
+        if world_size > 1:
+            dist.barrier()  # every rank's images are on disk
+        manifest = self.write_manifest(entries) if rank == 0 else self.output_dir / "manifest.csv"
+        if world_size > 1:
+            dist.barrier()  # the manifest is on disk
+        return manifest

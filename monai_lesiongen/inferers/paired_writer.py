@@ -66,8 +66,8 @@ class PairedDatasetWriter(SyntheticDatasetWriter):
         mask = (image[self.image_channels :].amax(0) > self.mask_threshold).numpy().astype(np.uint8) * 255
         mask_path = self.output_dir / entry["mask"]
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = mask_path.with_suffix(".tmp.png")
-        Image.fromarray(mask).save(tmp)
+        tmp = self.partial_path(mask_path)
+        Image.fromarray(mask).save(tmp, format="PNG")
         tmp.replace(mask_path)
         # the image last: its presence marks the pair as done
         self._save(image[: self.image_channels], self.output_dir / entry["file"])
