@@ -35,14 +35,46 @@ class ConditionedDiffusionInferer(DiffusionInferer):
     MONAI's `DiffusionInferer` passes ``context`` but not ``class_labels`` to the network, and its classifier-free
     guidance uses a constant-filled tensor as the unconditional input. This inferer passes both conditions, and its
     `sample` takes the same null condition the training used (the empty caption's context, the null class), runs the
-    conditional and unconditional passes as one batched forward, and applies further guidance terms.
+    conditional and unconditional passes, and applies further guidance terms.
 
     Args:
         scheduler: the training scheduler (noise is added with it in `__call__`).
+        batched_guidance: run the conditional and unconditional passes of classifier-free guidance as one forward of
+            twice the batch (True) or as two forwards (False). The results are the same; which is faster depends on
+            the device: on a 2-core CPU two forwards were 15-17% faster (benchmarks/cfg_batching.py).
     """
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, batched_guidance: bool = True) -> None:
         super().__init__(scheduler=scheduler)
+        self.batched_guidance = batched_guidance
+
+    def _guided_output(
+        self,
+        diffusion_model: nn.Module,
+        sample: torch.Tensor,
+        t_batch: torch.Tensor,
+        context_in: torch.Tensor | None,
+        labels_in: torch.Tensor | None,
+        guidance_scale: float,
+    ) -> torch.Tensor:
+        """``u + w (c - u)`` from the unconditional and conditional halves of `context_in` / `labels_in`."""
+        if self.batched_guidance:
+            output = diffusion_model(
+                x=torch.cat([sample, sample]),
+                timesteps=torch.cat([t_batch, t_batch]),
+                context=context_in,
+                class_labels=labels_in,
+            )
+            output_uncond, output_cond = output.chunk(2)
+        else:
+            contexts = context_in.chunk(2) if context_in is not None else (None, None)
+            labels = labels_in.chunk(2) if labels_in is not None else (None, None)
+            output_uncond, output_cond = (
+                diffusion_model(x=sample, timesteps=t_batch, context=context, class_labels=label)
+                for context, label in zip(contexts, labels, strict=True)
+            )
+        guided: torch.Tensor = output_uncond + guidance_scale * (output_cond - output_uncond)
+        return guided
 
     def __call__(  # type: ignore[override]
         self,
@@ -128,12 +160,9 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         for index, t in enumerate(progress):
             t_batch = torch.full((batch_size,), int(t), device=sample.device, dtype=torch.long)
             if use_cfg:
-                model_in = torch.cat([sample, sample])
-                output = diffusion_model(
-                    x=model_in, timesteps=torch.cat([t_batch, t_batch]), context=context_in, class_labels=labels_in
+                model_output = self._guided_output(
+                    diffusion_model, sample, t_batch, context_in, labels_in, guidance_scale
                 )
-                output_uncond, output_cond = output.chunk(2)
-                model_output = output_uncond + guidance_scale * (output_cond - output_uncond)
             else:
                 model_output = diffusion_model(x=sample, timesteps=t_batch, context=context_in, class_labels=labels_in)
             for term in guidance:

@@ -52,6 +52,14 @@ def test_cfg_in_one_batched_forward_equals_two_separate_passes(tiny_denoiser) ->
     # guidance changes the result
     plain = inferer.sample(noise, network, scheduler, 5, conditioning=context, class_labels=labels, verbose=False)
     assert not torch.allclose(plain, batched, atol=1e-3)
+    # the same guidance as two forwards of the batch (faster on a CPU)
+    recorder.batch_sizes.clear()
+    separate = ConditionedDiffusionInferer(scheduler, batched_guidance=False).sample(
+        noise, recorder, scheduler, num_inference_steps=5, conditioning=context, unconditional_conditioning=uncond,
+        class_labels=labels, null_class_label=3, guidance_scale=4.0, verbose=False,
+    )  # fmt: skip
+    assert recorder.batch_sizes == [2] * 10
+    assert torch.allclose(separate, batched, atol=1e-5)
 
 
 @pytest.mark.parametrize("scheduler_type", [DDPMScheduler, DDIMScheduler, PNDMScheduler])
