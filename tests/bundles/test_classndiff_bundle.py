@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_workflow import bundle_workflow
+from bundle_workflow import TINY_CLASSIFIER, bundle_workflow, tiny_settings
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -20,22 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "classndiff"
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "monai" / "meta_schema_20240725.json"
 
-TINY = {
-    "num_epochs": 1,
-    "batch_size": 8,
-    "image_dim": 16,
-    "checkpoint_interval": 1,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "induced_loss_probability": 1.0,
-    "demo_kwargs": {"num_images": 64, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-    "classifier_def#channels": [16, 32, 32],
-    "classifier_def#num_head_channels": 16,
-    "classifier_def#norm_num_groups": 8,
-}
+TINY = tiny_settings(num_images=64, **TINY_CLASSIFIER)
 
 
 def _workflow(

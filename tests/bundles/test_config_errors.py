@@ -8,20 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from bundle_workflow import bundle_workflow
+from bundle_workflow import bundle_workflow, tiny_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = REPO / "bundles"
-TINY = {
-    "num_epochs": 1,
-    "batch_size": 8,
-    "image_dim": 16,
-    "sample_interval": 0,
-    "demo_kwargs": {"num_images": 24, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
+TINY = tiny_settings(num_images=24)
 
 
 def _messages(error: BaseException) -> str:

@@ -11,22 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from bundle_workflow import bundle_workflow
+from bundle_workflow import bundle_workflow, tiny_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lesiongen"
-TINY = {
-    "num_epochs": 1,
-    "batch_size": 8,
-    "image_dim": 16,
-    "checkpoint_interval": 1,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "demo_kwargs": {"num_images": 48, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
+TINY = tiny_settings()
 # 7 diagnoses x 6 skin types x 2 = 84 images in 21 batches: long enough to be killed part-way
 GENERATION = {"num_samples": 2, "num_inference_steps": 10, "inference_sampler#batch_size": 4}
 NUM_IMAGES = 84

@@ -11,23 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_workflow import bundle_workflow
+from bundle_workflow import bundle_workflow, tiny_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lesiongen"
 # the tiny settings of test_lesiongen_bundle.py, over several epochs with a checkpoint after each
-TINY = {
-    "num_epochs": 6,
-    "batch_size": 8,
-    "image_dim": 16,
-    "checkpoint_interval": 1,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "demo_kwargs": {"num_images": 48, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
+TINY = tiny_settings(num_epochs=6)
 
 
 def _command(root: Path) -> list[str]:

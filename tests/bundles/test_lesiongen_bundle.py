@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_workflow import bundle_workflow
+from bundle_workflow import bundle_workflow, tiny_settings
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -18,18 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lesiongen"
 SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
 
-TINY = {
-    "num_epochs": 1,
-    "batch_size": 8,
-    "image_dim": 16,
-    "checkpoint_interval": 1,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "demo_kwargs": {"num_images": 48, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
+TINY = tiny_settings()
 
 
 def _workflow(root: Path, config: str | list[str], run_id: str, workflow_type: str, **override) -> ConfigWorkflow:

@@ -20,31 +20,14 @@ from typing import Any
 
 import pytest
 import torch
-from bundle_workflow import bundle_workflow
+from bundle_workflow import TINY_CLASSIFIER, bundle_workflow, tiny_settings
 from ignite.engine import Engine, Events
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD_SIZE = 2
-TINY: dict[str, Any] = {
-    "num_epochs": 1,
-    "batch_size": 4,
-    "image_dim": 16,
-    "checkpoint_interval": 1,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "demo_kwargs": {"num_images": 40, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
-CLASSIFIER_TINY: dict[str, Any] = {
-    "induced_loss_probability": 1.0,
-    "classifier_def#channels": [16, 32, 32],
-    "classifier_def#num_head_channels": 16,
-    "classifier_def#norm_num_groups": 8,
-}
-BUNDLES = {"lesiongen": TINY, "classndiff": {**TINY, **CLASSIFIER_TINY}, "skindualgen": TINY}
+TINY = tiny_settings(num_images=40, batch_size=4)
+BUNDLES = {"lesiongen": TINY, "classndiff": {**TINY, **TINY_CLASSIFIER}, "skindualgen": TINY}
 ROOT_ONLY = ("CheckpointSaver", "StatsHandler", "TensorBoardStatsHandler", "SampleGridSaver")
 EVERY_RANK = ("EMAHandler", "ResumeFromLatestCheckpoint", "DistributedRandomStates", "DistributedStartCheck")
 

@@ -6,24 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from bundle_workflow import bundle_workflow
+from bundle_workflow import bundle_workflow, tiny_settings
 from monai.bundle import ConfigWorkflow
 
 from monai_lesiongen.data import load_records, require_masks
 from monai_lesiongen.data.readers import read_dataset
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "skindualgen"
-TINY = {
-    "num_epochs": 1,
-    "batch_size": 8,
-    "image_dim": 16,
-    "sample_interval": 0,
-    "sample_steps": 2,
-    "demo_kwargs": {"num_images": 40, "image_size": 32, "seed": 0},
-    "network_def#channels": [16, 32, 32],
-    "network_def#num_head_channels": 16,
-    "network_def#norm_num_groups": 8,
-}
+TINY = tiny_settings(num_images=40)
 
 
 def _run(root: Path, files: list[str], run_id: str, workflow_type: str, **override) -> ConfigWorkflow:
