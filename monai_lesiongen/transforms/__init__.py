@@ -19,12 +19,22 @@ from monai_lesiongen.transforms.dictionary import (
     Tokenized,
     TokenizeDict,
 )
-from monai_lesiongen.transforms.latent import EncodeLatentD, EncodeLatentd, EncodeLatentDict
+from monai_lesiongen.transforms.latent import (
+    EncodeLatentD,
+    EncodeLatentd,
+    EncodeLatentDict,
+    RandMirroredLatentD,
+    RandMirroredLatentd,
+    RandMirroredLatentDict,
+)
 
 __all__ = [
     "EncodeLatentd",
     "EncodeLatentD",
     "EncodeLatentDict",
+    "RandMirroredLatentd",
+    "RandMirroredLatentD",
+    "RandMirroredLatentDict",
     "MeasureLesiond",
     "MeasureLesionD",
     "MeasureLesionDict",

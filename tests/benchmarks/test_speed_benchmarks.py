@@ -22,7 +22,7 @@ TINY_RUNS = {
                           "--pndm_steps", "4", "--text_repeats", "1", "--warmup", "0"],
     "fid_features.py": ["--images", "1", "--batch", "1", "--warmup", "0"],
     "cfg_batching.py": ["--sizes", "16", "--batch", "1", "--context_length", "4", "--warmup", "0"],
-    "data_pipeline.py": ["--sizes", "16", "--images", "4", "--image_dim", "8"],
+    "data_pipeline.py": ["--sizes", "16", "--images", "4", "--image_dim", "8", "--latent"],
 }  # fmt: skip
 
 

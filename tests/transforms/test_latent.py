@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from monai.data import CacheDataset
 from monai.networks.nets import AutoencoderKL
+from monai.transforms import Compose, Flipd
 
 from monai_lesiongen.engines import AutoencoderKLLoss
 from monai_lesiongen.networks import LatentDecoder, latent_scale_factor
-from monai_lesiongen.transforms import EncodeLatentd
+from monai_lesiongen.transforms import EncodeLatentd, RandMirroredLatentd
 
 
 def _autoencoder() -> AutoencoderKL:
@@ -30,6 +32,29 @@ def test_encode_latent_is_deterministic_scaled_and_cacheable() -> None:
     with torch.no_grad():
         expected = autoencoder.encode(images)[0] * scale
     assert torch.allclose(latents, expected, atol=1e-5)
+
+
+def test_the_mirror_image_is_encoded_and_cached_and_picked_at_random() -> None:
+    autoencoder = _autoencoder()
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    encode = EncodeLatentd(keys="image", autoencoder=autoencoder, scale_factor=2.0, mirrored_suffix="_mirrored")
+    pick = RandMirroredLatentd(keys="image", mirrored_suffix="_mirrored", prob=0.5)
+    dataset = CacheDataset([{"image": image} for image in images], transform=Compose([encode, pick]), progress=False)
+    cached = dataset._cache[0]  # the encoder runs once, before the random pick
+    mirrored_image = Flipd(keys="image", spatial_axis=1)({"image": images[0]})["image"]
+    with torch.no_grad():
+        expected = autoencoder.encode(torch.stack([images[0], torch.as_tensor(mirrored_image)]))[0] * 2.0
+    assert torch.allclose(cached["image"], expected[0], atol=1e-5)
+    assert torch.allclose(cached["image_mirrored"], expected[1], atol=1e-5)  # the latent of the flipped image
+    pick.set_random_state(seed=0)
+    draws = [dataset[0] for _ in range(40)]
+    assert all(set(d) == {"image"} for d in draws)
+    chose_mirror = [torch.equal(d["image"], cached["image_mirrored"]) for d in draws]
+    assert 5 < sum(chose_mirror) < 35 and all(
+        m or torch.equal(d["image"], cached["image"]) for m, d in zip(chose_mirror, draws, strict=True)
+    )
+    with pytest.raises(KeyError, match="mirrored_suffix='_mirrored'"):
+        pick({"image": torch.zeros(2, 8, 8)})
 
 
 def test_decoder_inverts_the_scaling() -> None:
