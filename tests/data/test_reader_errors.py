@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from reader_helpers import edit, where
 
 from monai_lesiongen.data import DatasetFormatError, SkipReport, load_records
 from monai_lesiongen.data.readers import (
@@ -104,18 +105,6 @@ CSV_CASES = [
     ("ddi", "ddi_root", "ddi_metadata.csv"),
     ("pad_ufes20", "pad_root", "metadata.csv"),
 ]
-
-
-def where(file: str, row: int | None, field: str) -> str:
-    """Regex for the location part of a `DatasetFormatError` message."""
-    row_part = f", row {row}" if row is not None else ""
-    return re.escape(f"{file}{row_part}, field '{field}'")
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
 
 
 def skipped_lines(name: str, root: Path, count: int) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from reader_helpers import edit, where
 
 from monai_lesiongen.data.readers import (
     DDI_CLASSES,
@@ -62,18 +63,6 @@ CASES = [
     ("pad_ufes20", "pad_root", "metadata.csv", "images/imgs_part_2/PAT_46_882_940.png", 3),
 ]
 CASE_IDS = [c[0] for c in CASES]
-
-
-def where(file: str, row: int | None, field: str) -> str:
-    """Regex for the location part of a `DatasetFormatError` message."""
-    row_part = f", row {row}" if row is not None else ""
-    return re.escape(f"{file}{row_part}, field '{field}'")
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
 
 
 def add_columns(path: Path, columns: dict[str, list[str]]) -> None:
