@@ -13,11 +13,11 @@ import torch
 import torch.distributed as dist
 from monai.networks.schedulers import Scheduler
 from monai.utils import optional_import
-from PIL import Image
 from torch import nn
 
 from monai_lesiongen.inferers.conditioned import ConditionedDiffusionInferer, SamplingGuidance
 from monai_lesiongen.networks.text_encoder import FrozenTextEncoder
+from monai_lesiongen.utils.orientation import to_nifti_array, to_pil_image
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
@@ -246,19 +246,22 @@ class SyntheticDatasetWriter:
         return entries
 
     def save(self, image: torch.Tensor, entry: Mapping[str, Any]) -> None:
-        """Write one generated image (C, H, W) in [0, 1] to its entry's file, atomically (temp file + rename)."""
+        """Write one generated image in [0, 1] to its entry's file, atomically (temp file + rename).
+
+        The image is in MONAI's (C, W, H) layout, as training loaded the real ones (see
+        `monai_lesiongen.utils.orientation`).
+        """
         self._save(image, self.output_dir / entry["file"])
 
     def _save(self, image: torch.Tensor, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.partial_path(path)
         if self.output_ext == ".png":
-            array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(tmp, format="PNG")
+            to_pil_image(image).save(tmp, format="PNG")
         else:
             import nibabel as nib
 
-            nifti = nib.Nifti1Image(image.permute(2, 1, 0).numpy().astype(np.float32), np.eye(4))
+            nifti = nib.Nifti1Image(to_nifti_array(image), np.eye(4))
             with open(tmp, "wb") as f, gzip.GzipFile(path.name, "wb", compresslevel=1, fileobj=f, mtime=0) as stream:
                 nifti.to_stream(stream)
         tmp.replace(path)

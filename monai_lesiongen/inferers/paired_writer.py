@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from monai_lesiongen.inferers.generation import SyntheticDatasetWriter
+from monai_lesiongen.utils.orientation import to_pil_image
 
 __all__ = ["PairedDatasetWriter", "ISIC2018_TASK1_INPUT", "ISIC2018_TASK1_TRUTH"]
 
@@ -63,11 +62,11 @@ class PairedDatasetWriter(SyntheticDatasetWriter):
         return entries
 
     def save(self, image: torch.Tensor, entry: Mapping[str, Any]) -> None:
-        mask = (image[self.image_channels :].amax(0) > self.mask_threshold).numpy().astype(np.uint8) * 255
+        mask = (image[self.image_channels :].amax(0) > self.mask_threshold).float()
         mask_path = self.output_dir / entry["mask"]
         mask_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.partial_path(mask_path)
-        Image.fromarray(mask).save(tmp, format="PNG")
+        to_pil_image(mask).save(tmp, format="PNG")
         tmp.replace(mask_path)
         # the image last: its presence marks the pair as done
         self._save(image[: self.image_channels], self.output_dir / entry["file"])

@@ -37,8 +37,9 @@ def test_pairs_come_from_one_sample_and_read_back_as_isic2018_task1(paired_sampl
     for row, sample in zip(rows, samples, strict=True):
         image = np.asarray(Image.open(tmp_path / row["file"]))
         mask = np.asarray(Image.open(tmp_path / row["mask"]))
-        assert np.abs(image.astype(float) - sample[:3].permute(1, 2, 0).numpy() * 255).max() <= 1
-        assert np.array_equal(mask > 0, sample[3].numpy() > 0.5)  # the mask is the same sample's fourth channel
+        # samples are (C, W, H) as MONAI loads a PNG; the files are pictures (H, W, C)
+        assert np.abs(image.astype(float) - sample[:3].permute(2, 1, 0).numpy() * 255).max() <= 1
+        assert np.array_equal(mask > 0, sample[3].numpy().T > 0.5)  # the mask is the same sample's fourth channel
     records = read_dataset("isic2018_task1", tmp_path)
     assert sorted(r["id"] for r in records) == [f"ISIC_900000{i}" for i in range(4)]
     assert all(Path(r["mask"]).is_file() for r in records)
