@@ -62,6 +62,11 @@ class ConditionedDiffusionPrepareBatch(DiffusionPrepareBatch):
             raise ValueError(f"prediction_type must be epsilon, v_prediction or sample, got {prediction_type!r}.")
         if prediction_type == "v_prediction" and scheduler is None:
             raise ValueError("prediction_type='v_prediction' needs the scheduler (for its velocity).")
+        if prediction_type == "epsilon" and scheduler is not None and float(scheduler.alphas_cumprod[-1]) == 0.0:
+            raise ValueError(
+                "the scheduler's schedule has zero terminal SNR (alpha_bar_T = 0), where the noise says nothing about "
+                "the image: set prediction_type to 'v_prediction' (or 'sample'), not 'epsilon'."
+            )
         if class_key is not None and (num_classes is None or num_classes < 1):
             raise ValueError(f"class_key={class_key!r} needs num_classes >= 1, got {num_classes!r}.")
         if not 0.0 <= condition_dropout <= 1.0:
