@@ -95,4 +95,5 @@ def test_nifti_images_are_written_through_a_temporary_file(tiny_denoiser, tmp_pa
     expected = writer.sampler(network, [3], class_labels=[0])[0]
     image = nib.load(tmp_path / "synthetic_00000_000.nii.gz")
     assert image.shape == (8, 8, 3)
-    assert np.allclose(np.asarray(image.dataobj), expected.permute(2, 1, 0).numpy())
+    # samples are (C, W, H) as LoadImage reads a PNG; the NIfTI file stores (W, H, C), read back by LoadImage the same
+    assert np.allclose(np.asarray(image.dataobj), expected.permute(1, 2, 0).numpy())
