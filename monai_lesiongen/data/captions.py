@@ -17,6 +17,7 @@ import numpy as np
 from monai.transforms import Randomizable
 
 from monai_lesiongen.data.lesion_measurements import LesionMeasurements
+from monai_lesiongen.data.skin_tone import ITA_GROUPS
 from monai_lesiongen.data.vocabulary import HAM10000_CLASS_NAMES, SEVEN_POINT_CONCEPTS
 
 __all__ = ["CaptionMode", "CaptionBuilder", "DIAGNOSIS_NAMES", "CLINICAL_SOURCES", "REPORT_FIELDS"]
@@ -154,6 +155,9 @@ class CaptionBuilder(Randomizable):
         field_dropout: probability of dropping each field other than the first (the diagnosis).
         empty_probability: probability of returning the empty caption ``""``.
         seed: seed of the random generator; None for a random one.
+        skin_tone_words: follow a Fitzpatrick type with the skin tone in plain words (``"Fitzpatrick skin type V,
+            brown skin"``, the ITA group names of `ITA_GROUPS`), as LesionGen's reports describe the surrounding
+            skin: a sentence encoder puts roman numerals close together, words further apart.
 
     Raises:
         ValueError: for an argument out of range (the message names it).
@@ -168,6 +172,7 @@ class CaptionBuilder(Randomizable):
         field_dropout: float = 0.0,
         empty_probability: float = 0.0,
         seed: int | None = None,
+        skin_tone_words: bool = False,
     ) -> None:
         if mode not in ("caption", "report"):
             raise ValueError(f"mode must be 'caption' or 'report', got {mode!r}.")
@@ -190,6 +195,7 @@ class CaptionBuilder(Randomizable):
         self.field_dropout = float(field_dropout)
         self.empty_probability = float(empty_probability)
         self.rng = np.random.default_rng(seed)
+        self.skin_tone_words = bool(skin_tone_words)
         self._empty = False
         self._keep: np.ndarray = np.ones(0, dtype=bool)
         self._rank: np.ndarray = np.zeros(0, dtype=np.int64)
@@ -298,6 +304,8 @@ class CaptionBuilder(Randomizable):
             if not fitzpatrick.is_integer() or not 1 <= fitzpatrick <= 6:
                 raise ValueError(f"record field 'fitzpatrick' must be 1-6 or missing, got {record['fitzpatrick']!r}.")
             skin = f"Fitzpatrick skin type {_ROMAN[int(fitzpatrick) - 1]}"
+            if self.skin_tone_words:
+                skin = f"{skin}, {ITA_GROUPS[int(fitzpatrick) - 1][0]} skin"
             fields.append(_Field("skin", skin, f"Surrounding skin: {skin}."))
         elif measurements is not None and measurements.skin_group:
             skin = f"skin tone estimated {measurements.skin_group}"

@@ -279,3 +279,15 @@ def test_record_without_diagnosis():
     report = CaptionBuilder(mode="report", max_tokens=6)({"site": "face", "fitzpatrick": 5})
     assert report == "Surrounding skin: Fitzpatrick skin type V."
     assert CaptionBuilder(mode="report")({}) == ""
+
+
+def test_skin_tone_words_follow_the_fitzpatrick_type() -> None:
+    builder = CaptionBuilder(skin_tone_words=True, tokenizer=None)
+    light = builder({"label_name": "mel", "fitzpatrick": 2})
+    dark = builder({"label_name": "mel", "fitzpatrick": 6})
+    assert light == "dermoscopy image of melanoma, Fitzpatrick skin type II, light skin"
+    assert dark == "dermoscopy image of melanoma, Fitzpatrick skin type VI, dark skin"
+    assert (
+        CaptionBuilder()({"label_name": "mel", "fitzpatrick": 6})
+        == "dermoscopy image of melanoma, Fitzpatrick skin type VI"
+    )
