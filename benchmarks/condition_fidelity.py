@@ -90,12 +90,13 @@ def ita_by_type(types: Sequence[Sequence[int]], ita: np.ndarray) -> dict[str, fl
     return {key: float(ita[[k == key for k in keys]].mean()) for key in sorted(set(keys), key=lambda k: int(k[0]))}
 
 
-def judge(args: argparse.Namespace, train: list[dict], test: list[dict]) -> tuple[torch.nn.Module, dict[str, Any]]:
+def judge(
+    args: argparse.Namespace, train: list[dict], x_test: torch.Tensor, y_test: np.ndarray
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The independent classifier trained on the real training split (loaded from `--judge_cache` when there)."""
-    cache = Path(args.judge_cache or RESULTS / f".judge_{Path(args.dataset_dir).name}_{args.image_dim}px.pt")
+    name = f".judge_{Path(args.dataset_dir).name}_{args.image_dim}px_{args.epochs}ep_seed{args.seed}.pt"
+    cache = Path(args.judge_cache or RESULTS / name)
     network = default_classifier(len(HAM10000_CLASSES), args.image_dim)
-    x_test = load_image_tensors(test, args.image_dim)
-    y_test = np.array([r["label"] for r in test])
     if cache.is_file():
         network.load_state_dict(torch.load(cache, map_location="cpu"))
         network.eval()
@@ -110,15 +111,17 @@ def judge(args: argparse.Namespace, train: list[dict], test: list[dict]) -> tupl
     return network, {
         "real_test_balanced_accuracy": balanced_accuracy(y_test, predicted, len(HAM10000_CLASSES)),
         "train_images": len(train),
-        "test_images": len(test),
+        "test_images": len(y_test),
     }
 
 
 def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -> dict[str, Any]:
     """Every figure of the table for the synthetic folder `folder`."""
-    train = load_split("demo" if args.dataset is None else args.dataset, args.dataset_dir, "train")
-    test = load_split("demo" if args.dataset is None else args.dataset, args.dataset_dir, "test")
-    classifier, judge_info = judge(args, train, test)
+    train = load_split(args.dataset, args.dataset_dir, "train")
+    test = load_split(args.dataset, args.dataset_dir, "test")
+    real = load_image_tensors(test, args.image_dim)
+    y_test = np.array([r["label"] for r in test])
+    classifier, judge_info = judge(args, train, real, y_test)
     column = DIAGNOSIS_COLUMN[args.bundle]
     result: dict[str, Any] = {"bundle": args.bundle, "run_dir": str(args.run_dir), "overrides": args.override}
     result["train_seconds"] = train_seconds
@@ -128,8 +131,9 @@ def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -
     rows = read_manifest(folder)
     synthetic = load_image_tensors(rows, args.image_dim)
     synthetic_masks = load_mask_tensors(rows, args.image_dim) if args.bundle == "skindualgen" else None
-    real = load_image_tensors(test, args.image_dim)
-    real_masks = load_mask_tensors(require_masks(test, "demo"), args.image_dim) if synthetic_masks is not None else None
+    real_masks = None
+    if synthetic_masks is not None:
+        real_masks = load_mask_tensors(require_masks(test, args.dataset), args.image_dim)
     requested = [requested_fitzpatrick(row) for row in rows]
     if args.bundle == "classndiff":  # the real images grouped like the requests: I-II, III-IV, V-VI
         real_types = [[2 * ((r["fitzpatrick"] - 1) // 2) + 1, 2 * ((r["fitzpatrick"] - 1) // 2) + 2] for r in test]
@@ -151,13 +155,12 @@ def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -
 
     labels = [int(row[column]) for row in rows]
     tstr = train_classifier(synthetic, labels, len(HAM10000_CLASSES), epochs=args.epochs, seed=args.seed)
-    y_test = np.array([r["label"] for r in test])
     tstr_balanced = balanced_accuracy(y_test, predict(tstr, real).argmax(1).numpy(), len(HAM10000_CLASSES))
     result["tstr_balanced_accuracy"] = tstr_balanced
     result["tstr_ratio_to_real"] = tstr_balanced / judge_info["real_test_balanced_accuracy"]
 
     if synthetic_masks is not None:
-        train_pairs = require_masks(train, "demo")
+        train_pairs = require_masks(train, args.dataset)
         segmenter = train_segmenter(
             load_image_tensors(train_pairs, args.image_dim),
             load_mask_tensors(train_pairs, args.image_dim),
@@ -211,7 +214,7 @@ def main() -> None:
     parser.add_argument("--tag", required=True, help="the name of the result file")
     parser.add_argument("--train", action="store_true", help="train first (bundle defaults and --override)")
     parser.add_argument("--override", action="append", default=[], help="key=value (a JSON value), for every runner")
-    parser.add_argument("--dataset", default=None, help="reader for the judge's data (default: demo)")
+    parser.add_argument("--dataset", default="demo", help="the reader of the real data the judges train on")
     parser.add_argument("--dataset_dir", default=None, help="default: bundles/<bundle>/data/demo")
     parser.add_argument("--image_dim", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the judge, TSTR and segmenter")
