@@ -22,7 +22,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_lesiongen.bundle import load_network_weights
-from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita
+from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita, skin_type_class
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,10 @@ def main() -> None:
                 captions.append(builder({"label_name": name, "fitzpatrick": skin}))
                 types.append(skin)
                 seeds.append(1000 + seed)
-    images = sampler(network, seeds, captions=captions)[:, :3]
+    class_labels = None  # the skin type as a class condition too, when the run was trained with one
+    if config.get_parsed_content("skin_type_condition", default=False):
+        class_labels = [skin_type_class(skin) for skin in types]
+    images = sampler(network, seeds, captions=captions, class_labels=class_labels)[:, :3]
     ita = np.array([estimate_ita(image, max_intensity=1.0) for image in images])
     noise_mean = sampler.initial_noise(seeds, torch.device("cpu")).mean(dim=(1, 2, 3)).numpy()
     types_array, seeds_array = np.array(types), np.array(seeds)

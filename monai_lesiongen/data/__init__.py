@@ -7,7 +7,7 @@ from .generation_plan import check_plan_rows, condition_grid_plan
 from .lesion_measurements import LesionMeasurements, measure_lesion
 from .readers import READERS, read_dataset
 from .records import RECORD_KEYS, DatasetFormatError, LesionRecord, SkipReport
-from .skin_tone import estimate_ita, ita_group_name, ita_to_fitzpatrick
+from .skin_tone import NUM_SKIN_TYPES, estimate_ita, ita_group_name, ita_to_fitzpatrick, skin_type_class
 from .splits import check_no_group_leak, split_records
 from .vocabulary import FITZPATRICK_TYPES, HAM10000_CLASS_NAMES, HAM10000_CLASSES, SEVEN_POINT_CONCEPTS
 
@@ -20,6 +20,7 @@ __all__ = [
     "HAM10000_CLASS_NAMES",
     "LesionMeasurements",
     "LesionRecord",
+    "NUM_SKIN_TYPES",
     "READERS",
     "RECORD_KEYS",
     "SEVEN_POINT_CONCEPTS",
@@ -36,6 +37,7 @@ __all__ = [
     "measure_lesion",
     "read_dataset",
     "require_masks",
+    "skin_type_class",
     "split_records",
     "to_datalist",
     "write_demo_dataset",

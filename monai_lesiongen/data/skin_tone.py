@@ -13,7 +13,17 @@ import numpy as np
 import torch
 from skimage.color import rgb2lab
 
-__all__ = ["ITA_GROUPS", "estimate_ita", "ita_to_fitzpatrick", "ita_group_name", "fitzpatrick_to_ita_range"]
+from monai_lesiongen.data.vocabulary import FITZPATRICK_TYPES
+
+__all__ = [
+    "ITA_GROUPS",
+    "NUM_SKIN_TYPES",
+    "estimate_ita",
+    "ita_to_fitzpatrick",
+    "ita_group_name",
+    "fitzpatrick_to_ita_range",
+    "skin_type_class",
+]
 
 ITA_GROUPS: tuple[tuple[str, float, float, int], ...] = (
     ("very light", 55.0, math.inf, 1),
@@ -24,6 +34,9 @@ ITA_GROUPS: tuple[tuple[str, float, float, int], ...] = (
     ("dark", -math.inf, -30.0, 6),
 )
 """(group name, lowest ITA, highest ITA, Fitzpatrick-like type), from lightest to darkest."""
+
+NUM_SKIN_TYPES = len(FITZPATRICK_TYPES)
+"""Fitzpatrick types I-VI. As a class condition they are classes 0-5, and class 6 is the null class: no type known."""
 
 
 def estimate_ita(
@@ -90,3 +103,17 @@ def fitzpatrick_to_ita_range(fitzpatrick: int) -> tuple[float, float]:
         if skin_type == fitzpatrick:
             return low, high
     raise ValueError(f"Fitzpatrick type must be 1-6, got {fitzpatrick!r}.")
+
+
+def skin_type_class(fitzpatrick: int | None) -> int:
+    """The class index of a Fitzpatrick type for a class-conditioned denoiser: 0-5 for types I-VI, and the null class
+    `NUM_SKIN_TYPES` for an unknown type (None), which the model learns as "any skin", like a dropped condition.
+
+    Raises:
+        ValueError: for a type other than None or 1-6.
+    """
+    if fitzpatrick is None:
+        return NUM_SKIN_TYPES
+    if isinstance(fitzpatrick, bool) or int(fitzpatrick) != fitzpatrick or not 1 <= int(fitzpatrick) <= NUM_SKIN_TYPES:
+        raise ValueError(f"Fitzpatrick type must be 1-{NUM_SKIN_TYPES} or None (unknown), got {fitzpatrick!r}.")
+    return int(fitzpatrick) - 1

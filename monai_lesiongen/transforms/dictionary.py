@@ -3,6 +3,7 @@
 `MeasureLesiond` measures the lesion on the loaded image and mask once (so that `CacheDataset` keeps the measurements
 and a small image, not the full-size one); `BuildCaptiond` writes a caption from the record fields of a data
 dictionary and those measurements; `Tokenized` turns the caption into token ids for the text encoder;
+`SkinTypeClassd` turns the Fitzpatrick type into the class index of a skin-type class condition;
 `StackImageMaskd` and `SplitImageMaskd` join an image and its mask into one tensor for paired generation
 (SkinDualGen), and split them back.
 """
@@ -21,6 +22,7 @@ from monai.transforms import MapTransform, Randomizable
 
 from monai_lesiongen.data.captions import CaptionBuilder
 from monai_lesiongen.data.lesion_measurements import LesionMeasurements, measure_lesion
+from monai_lesiongen.data.skin_tone import skin_type_class
 
 __all__ = [
     "MeasureLesiond",
@@ -29,6 +31,9 @@ __all__ = [
     "BuildCaptiond",
     "BuildCaptionD",
     "BuildCaptionDict",
+    "SkinTypeClassd",
+    "SkinTypeClassD",
+    "SkinTypeClassDict",
     "Tokenized",
     "TokenizeD",
     "TokenizeDict",
@@ -207,6 +212,36 @@ class BuildCaptiond(Randomizable, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         d[self.keys[0]] = self.builder(d, self.measurements(d))
+        return d
+
+
+class SkinTypeClassd(MapTransform):
+    """Write the class index of the record's Fitzpatrick type (`skin_type_class`: 0-5 for types I-VI, 6 for an
+    unknown type) under `output_key`, for a denoiser that takes the skin type as a class condition.
+
+    A record without a type (the key missing, as `to_datalist` leaves it, or None) gets the null class, the same
+    embedding that condition dropout trains, so such images teach the model "any skin" rather than a wrong type.
+
+    Args:
+        keys: the key of the Fitzpatrick type (one key).
+        output_key: the key the class index is written under.
+
+    Raises:
+        ValueError: when `keys` names more than one key, or for a type other than 1-6 (naming the record's ``id``).
+    """
+
+    def __init__(self, keys: KeysCollection = "fitzpatrick", output_key: Hashable = "skin_type_class") -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        if len(self.keys) != 1:
+            raise ValueError(f"SkinTypeClassd reads one Fitzpatrick type: keys must name one key, got {self.keys}.")
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        try:
+            d[self.output_key] = skin_type_class(d.get(self.keys[0]))
+        except ValueError as error:
+            raise ValueError(f"SkinTypeClassd: record {d.get('id', '?')!r}, field '{self.keys[0]}': {error}") from error
         return d
 
 
@@ -390,6 +425,7 @@ class SplitImageMaskd(MapTransform):
 
 MeasureLesionD = MeasureLesionDict = MeasureLesiond
 BuildCaptionD = BuildCaptionDict = BuildCaptiond
+SkinTypeClassD = SkinTypeClassDict = SkinTypeClassd
 TokenizeD = TokenizeDict = Tokenized
 StackImageMaskD = StackImageMaskDict = StackImageMaskd
 SplitImageMaskD = SplitImageMaskDict = SplitImageMaskd

@@ -239,3 +239,24 @@ def test_aliases():
     assert TokenizeD is Tokenized
     assert StackImageMaskDict is StackImageMaskd
     assert SplitImageMaskD is SplitImageMaskd
+
+
+def test_skin_type_class_maps_types_and_unknown_to_the_null_class() -> None:
+    from monai_lesiongen.data import NUM_SKIN_TYPES
+    from monai_lesiongen.transforms import SkinTypeClassd
+
+    transform = SkinTypeClassd(keys="fitzpatrick", output_key="skin_type_class")
+    assert [transform({"fitzpatrick": t})["skin_type_class"] for t in range(1, 7)] == [0, 1, 2, 3, 4, 5]
+    # to_datalist leaves out a missing type; a None one is the same
+    assert transform({"id": "a"})["skin_type_class"] == NUM_SKIN_TYPES
+    assert transform({"id": "b", "fitzpatrick": None})["skin_type_class"] == NUM_SKIN_TYPES
+    out = transform({"id": "c", "fitzpatrick": 4, "image": "x.png"})
+    assert out["fitzpatrick"] == 4 and out["image"] == "x.png"  # the record is kept
+
+
+@pytest.mark.parametrize("bad", [0, 7, 2.5, True])
+def test_skin_type_class_names_the_record_and_field(bad: object) -> None:
+    from monai_lesiongen.transforms import SkinTypeClassd
+
+    with pytest.raises(ValueError, match=r"'ISIC_0000001'.*'fitzpatrick'.*1-6"):
+        SkinTypeClassd()({"id": "ISIC_0000001", "fitzpatrick": bad})
