@@ -229,7 +229,9 @@ def main() -> None:
         (args.run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
     elif (args.run_dir / "train_seconds.txt").is_file():
         train_seconds = float((args.run_dir / "train_seconds.txt").read_text())
-    folder = args.run_dir / "fidelity_synthetic"
+    # one folder per tag: the writer keeps images already on disk, so a folder shared by two sampling settings would
+    # score the first setting's images twice
+    folder = args.run_dir / f"fidelity_synthetic_{args.tag}"
     args.override = [*args.override, f"inference_output_dir={json.dumps(str(folder.resolve()))}"]
     bundle_command(args.bundle, "inferring", ["train.yaml", "inference.yaml"], args.run_dir, args)
     result = score(args, folder, train_seconds)

@@ -7,7 +7,8 @@ every training condition and seed reuses them, so they are read from disk once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from monai.networks.nets import Classifier
 from monai.utils import optional_import
 from torch import nn
 
-from monai_lesiongen.engines.downstream_data import ImageSet, draw_subset
+from monai_lesiongen.engines.downstream_data import ImageSet, draw_subset, load_image_tensors
 from monai_lesiongen.engines.downstream_training import (
     UNIT_INTERVAL,
     fit_network,
@@ -34,6 +35,7 @@ __all__ = [
     "default_classifier",
     "train_classifier",
     "predict",
+    "real_data_judge",
     "evaluate_predictions",
     "compare_training_sets",
 ]
@@ -168,6 +170,43 @@ def predict(
     chunks = [network(batch.float().to(device)).float().softmax(dim=1).cpu() for batch in images.split(batch_size)]
     network.train(was_training)
     return torch.cat(chunks)
+
+
+def real_data_judge(
+    path: str | Path,
+    records: Sequence[Mapping[str, Any]],
+    num_classes: int,
+    image_dim: int,
+    epochs: int = 10,
+    seed: int = 0,
+    label_key: str = "label",
+) -> nn.Module:
+    """A diagnosis classifier trained on real images only, to judge generated ones: loaded from `path` when it
+    exists there (a resumed run does not retrain it), else trained with :func:`train_classifier` on `records` and
+    saved to `path`.
+
+    Args:
+        path: the weights file (a state dict of :func:`default_classifier`).
+        records: the real training records (their ``image`` paths and diagnosis under `label_key`).
+        num_classes: number of diagnoses.
+        image_dim: the size the images are judged at (that of the generated images).
+        epochs: training epochs.
+        seed: seed of the initialisation and training.
+        label_key: the record field of the diagnosis index.
+
+    Returns:
+        the classifier, in eval mode, on the CPU.
+    """
+    path = Path(path)
+    if path.is_file():
+        network = default_classifier(num_classes, image_dim)
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return network.eval()
+    images = load_image_tensors(records, image_dim)
+    network = train_classifier(images, [int(r[label_key]) for r in records], num_classes, epochs=epochs, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(network.state_dict(), path)
+    return network.eval()
 
 
 def _clean(value: float) -> float | None:
