@@ -40,6 +40,8 @@ class ConditionFidelityValidator:
     atomically. Put the validator in the checkpoint's objects: `state_dict` holds the best score and epoch, so a
     resumed run keeps comparing with the run's true best.
 
+    A run whose last epoch is not a multiple of `interval` gets one more check at its end.
+
     Sampling uses the seeds ``seed, seed + 1, ...`` for every check, so two checks differ only by the network.
 
     Args:
@@ -118,6 +120,13 @@ class ConditionFidelityValidator:
 
         if self.interval > 0:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.interval), self)
+            engine.add_event_handler(Events.COMPLETED, self.final_check)
+
+    def final_check(self, engine: Engine) -> None:
+        """A check of the final network when the last epoch was not one of the interval's, so that the run always
+        ends with the final network judged (and `best_path` written)."""
+        if not self.history or int(self.history[-1]["epoch"]) != int(engine.state.epoch):
+            self(engine)
 
     def rows(self) -> list[dict[str, Any]]:
         """The plan with every row repeated `num_per_row` times, in drawing order."""

@@ -116,3 +116,13 @@ def test_bad_plans_are_refused(tmp_path: Path) -> None:
         ConditionFidelityValidator(ColourSampler(), nn.Linear(1, 1), [{"label": 0}])
     with pytest.raises(ValueError, match="num_classes"):
         ConditionFidelityValidator(ColourSampler(), nn.Linear(1, 1), PLAN, judge=PixelJudge())
+
+
+def test_a_run_ends_with_a_check(tmp_path: Path) -> None:
+    """Three epochs checked every two: at epoch 2 and, once the run completes, at epoch 3."""
+    validator = _validator(tmp_path, ColourSampler(), PixelJudge(), interval=2)
+    engine = Engine(lambda engine, batch: None)
+    validator.attach(engine)
+    engine.run([0], max_epochs=3)
+    assert [entry["epoch"] for entry in validator.history] == [2.0, 3.0]
+    assert (tmp_path / "model_best.pt").is_file()
