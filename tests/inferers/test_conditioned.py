@@ -89,3 +89,24 @@ def test_missing_unconditional_inputs_are_errors(tiny_denoiser) -> None:
         inferer.sample(noise, network, num_inference_steps=2, conditioning=torch.zeros(1, 2, 8), guidance_scale=2.0)
     with pytest.raises(ValueError, match="null_class_label"):
         inferer.sample(noise, network, num_inference_steps=2, class_labels=torch.tensor([1]), guidance_scale=2.0)
+
+
+def test_guidance_rescale_matches_the_conditional_spread(tiny_denoiser) -> None:
+    """phi = 1 gives each step's output the conditional output's standard deviation; phi = 0 is plain CFG."""
+    network = tiny_denoiser(num_classes=3).eval()
+    torch.manual_seed(0)
+    sample, t_batch = torch.randn(2, 3, 8, 8), torch.tensor([700, 700])
+    labels_in = torch.tensor([3, 3, 0, 2])  # the null class for the unconditional half
+    plain = ConditionedDiffusionInferer(DDIMScheduler(1000))
+    rescaled = ConditionedDiffusionInferer(DDIMScheduler(1000), guidance_rescale=1.0)
+    half = ConditionedDiffusionInferer(DDIMScheduler(1000), guidance_rescale=0.5)
+    with torch.no_grad():
+        guided = plain._guided_output(network, sample, t_batch, None, labels_in, 7.5)
+        conditional = network(sample, t_batch, class_labels=labels_in[2:])
+        full = rescaled._guided_output(network, sample, t_batch, None, labels_in, 7.5)
+        mixed = half._guided_output(network, sample, t_batch, None, labels_in, 7.5)
+    assert not torch.allclose(guided.std(dim=(1, 2, 3)), conditional.std(dim=(1, 2, 3)), rtol=0.05)
+    assert torch.allclose(full.std(dim=(1, 2, 3)), conditional.std(dim=(1, 2, 3)), rtol=1e-4)
+    assert torch.allclose(mixed, 0.5 * full + 0.5 * guided, atol=1e-6)
+    with pytest.raises(ValueError, match="guidance_rescale"):
+        ConditionedDiffusionInferer(DDIMScheduler(1000), guidance_rescale=1.5)
