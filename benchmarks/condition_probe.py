@@ -22,7 +22,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from monai_lesiongen.bundle import load_network_weights
-from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita, skin_type_class
+from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,16 +53,18 @@ def main() -> None:
     network = config.get_parsed_content("network")
     sampler = config.get_parsed_content("sampler")
     builder = config.get_parsed_content("prompt_builder")
-    captions, types, seeds = [], [], []
-    for name in HAM10000_CLASSES:
+    captions, labels, types, seeds = [], [], [], []
+    for label, name in enumerate(HAM10000_CLASSES):
         for skin in (1, 6):
             for seed in range(args.seeds):
                 captions.append(builder({"label_name": name, "fitzpatrick": skin}))
+                labels.append(label)
                 types.append(skin)
                 seeds.append(1000 + seed)
-    class_labels = None  # the skin type as a class condition too, when the run was trained with one
-    if config.get_parsed_content("skin_type_condition", default=False):
-        class_labels = [skin_type_class(skin) for skin in types]
+    class_labels = None  # the class condition beside the caption, when the run was trained with one
+    classes = config.get_parsed_content("condition_classes", default=None)
+    if classes is not None and classes.enabled:
+        class_labels = [classes(label, skin) for label, skin in zip(labels, types, strict=True)]
     images = sampler(network, seeds, captions=captions, class_labels=class_labels)[:, :3]
     ita = np.array([estimate_ita(image, max_intensity=1.0) for image in images])
     noise_mean = sampler.initial_noise(seeds, torch.device("cpu")).mean(dim=(1, 2, 3)).numpy()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from .captions import CaptionBuilder
+from .condition_classes import ConditionClasses
 from .datasets import DATASET_NAMES, load_records, load_split, require_masks, to_datalist
 from .demo import ensure_demo_dataset, write_demo_dataset
 from .generation_plan import check_plan_rows, condition_grid_plan
@@ -13,6 +14,7 @@ from .vocabulary import FITZPATRICK_TYPES, HAM10000_CLASS_NAMES, HAM10000_CLASSE
 
 __all__ = [
     "CaptionBuilder",
+    "ConditionClasses",
     "DATASET_NAMES",
     "DatasetFormatError",
     "FITZPATRICK_TYPES",

@@ -3,7 +3,7 @@
 `MeasureLesiond` measures the lesion on the loaded image and mask once (so that `CacheDataset` keeps the measurements
 and a small image, not the full-size one); `BuildCaptiond` writes a caption from the record fields of a data
 dictionary and those measurements; `Tokenized` turns the caption into token ids for the text encoder;
-`SkinTypeClassd` turns the Fitzpatrick type into the class index of a skin-type class condition;
+`ConditionClassd` turns the Fitzpatrick type and/or the diagnosis into the index of a class condition;
 `StackImageMaskd` and `SplitImageMaskd` join an image and its mask into one tensor for paired generation
 (SkinDualGen), and split them back.
 """
@@ -22,7 +22,7 @@ from monai.transforms import MapTransform, Randomizable
 
 from monai_lesiongen.data.captions import CaptionBuilder
 from monai_lesiongen.data.lesion_measurements import LesionMeasurements, measure_lesion
-from monai_lesiongen.data.skin_tone import skin_type_class
+from monai_lesiongen.data.condition_classes import ConditionClasses
 
 __all__ = [
     "MeasureLesiond",
@@ -31,9 +31,9 @@ __all__ = [
     "BuildCaptiond",
     "BuildCaptionD",
     "BuildCaptionDict",
-    "SkinTypeClassd",
-    "SkinTypeClassD",
-    "SkinTypeClassDict",
+    "ConditionClassd",
+    "ConditionClassD",
+    "ConditionClassDict",
     "Tokenized",
     "TokenizeD",
     "TokenizeDict",
@@ -215,33 +215,43 @@ class BuildCaptiond(Randomizable, MapTransform):
         return d
 
 
-class SkinTypeClassd(MapTransform):
-    """Write the class index of the record's Fitzpatrick type (`skin_type_class`: 0-5 for types I-VI, 6 for an
-    unknown type) under `output_key`, for a denoiser that takes the skin type as a class condition.
+class ConditionClassd(MapTransform):
+    """Write the class condition of a record (`ConditionClasses`: its Fitzpatrick type, its diagnosis or both, as one
+    class index) under `output_key`, for a denoiser that takes a class condition beside its caption.
 
-    A record without a type (the key missing, as `to_datalist` leaves it, or None) gets the null class, the same
-    embedding that condition dropout trains, so such images teach the model "any skin" rather than a wrong type.
+    A record without a Fitzpatrick type (the key missing, as `to_datalist` leaves it, or None) gets the "unknown
+    type" class, so such images teach the model "any skin" rather than a wrong type.
 
     Args:
-        keys: the key of the Fitzpatrick type (one key).
+        classes: the class condition.
+        label_key: the key of the diagnosis index.
+        fitzpatrick_key: the key of the Fitzpatrick type.
         output_key: the key the class index is written under.
 
     Raises:
-        ValueError: when `keys` names more than one key, or for a type other than 1-6 (naming the record's ``id``).
+        ValueError: for a type other than 1-6 or a diagnosis out of range (naming the record's ``id`` and the field).
     """
 
-    def __init__(self, keys: KeysCollection = "fitzpatrick", output_key: Hashable = "skin_type_class") -> None:
-        super().__init__(keys, allow_missing_keys=True)
-        if len(self.keys) != 1:
-            raise ValueError(f"SkinTypeClassd reads one Fitzpatrick type: keys must name one key, got {self.keys}.")
+    def __init__(
+        self,
+        classes: ConditionClasses,
+        label_key: Hashable = "label",
+        fitzpatrick_key: Hashable = "fitzpatrick",
+        output_key: Hashable = "condition_class",
+    ) -> None:
+        super().__init__([label_key, fitzpatrick_key], allow_missing_keys=True)
+        self.classes = classes
+        self.label_key = label_key
+        self.fitzpatrick_key = fitzpatrick_key
         self.output_key = output_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         try:
-            d[self.output_key] = skin_type_class(d.get(self.keys[0]))
+            d[self.output_key] = self.classes(d.get(self.label_key), d.get(self.fitzpatrick_key))
         except ValueError as error:
-            raise ValueError(f"SkinTypeClassd: record {d.get('id', '?')!r}, field '{self.keys[0]}': {error}") from error
+            fields = f"'{self.label_key}' / '{self.fitzpatrick_key}'"
+            raise ValueError(f"ConditionClassd: record {d.get('id', '?')!r}, field {fields}: {error}") from error
         return d
 
 
@@ -425,7 +435,7 @@ class SplitImageMaskd(MapTransform):
 
 MeasureLesionD = MeasureLesionDict = MeasureLesiond
 BuildCaptionD = BuildCaptionDict = BuildCaptiond
-SkinTypeClassD = SkinTypeClassDict = SkinTypeClassd
+ConditionClassD = ConditionClassDict = ConditionClassd
 TokenizeD = TokenizeDict = Tokenized
 StackImageMaskD = StackImageMaskDict = StackImageMaskd
 SplitImageMaskD = SplitImageMaskDict = SplitImageMaskd

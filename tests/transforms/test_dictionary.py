@@ -241,22 +241,29 @@ def test_aliases():
     assert SplitImageMaskD is SplitImageMaskd
 
 
-def test_skin_type_class_maps_types_and_unknown_to_the_null_class() -> None:
-    from monai_lesiongen.data import NUM_SKIN_TYPES
-    from monai_lesiongen.transforms import SkinTypeClassd
+def test_condition_class_of_skin_type_diagnosis_and_both() -> None:
+    from monai_lesiongen.data import NUM_SKIN_TYPES, ConditionClasses
+    from monai_lesiongen.transforms import ConditionClassd
 
-    transform = SkinTypeClassd(keys="fitzpatrick", output_key="skin_type_class")
-    assert [transform({"fitzpatrick": t})["skin_type_class"] for t in range(1, 7)] == [0, 1, 2, 3, 4, 5]
-    # to_datalist leaves out a missing type; a None one is the same
-    assert transform({"id": "a"})["skin_type_class"] == NUM_SKIN_TYPES
-    assert transform({"id": "b", "fitzpatrick": None})["skin_type_class"] == NUM_SKIN_TYPES
-    out = transform({"id": "c", "fitzpatrick": 4, "image": "x.png"})
-    assert out["fitzpatrick"] == 4 and out["image"] == "x.png"  # the record is kept
+    skin = ConditionClassd(ConditionClasses(7, skin_type=True), output_key="c")
+    assert [skin({"label": 0, "fitzpatrick": t})["c"] for t in range(1, 7)] == [0, 1, 2, 3, 4, 5]
+    # to_datalist leaves out a missing type; a None one is the same: the null class, "any skin"
+    assert skin({"id": "a", "label": 2})["c"] == NUM_SKIN_TYPES == skin.classes.null_class
+    assert skin({"id": "b", "label": 2, "fitzpatrick": None})["c"] == NUM_SKIN_TYPES
+    both = ConditionClasses(7, diagnosis=True, skin_type=True)
+    indices = {both(label, fitzpatrick) for label in range(7) for fitzpatrick in (None, 1, 2, 3, 4, 5, 6)}
+    assert indices == set(range(49)) and both.num_classes == both.null_class == 49  # one class per pair
+    assert both(3, None) != both(3, 1) and both(3, None) != both(4, None)  # an unknown type keeps the diagnosis
+    assert ConditionClasses(7, diagnosis=True)(5, 2) == 5 and ConditionClasses(7).num_classes is None
+    out = ConditionClassd(both)({"id": "c", "label": 1, "fitzpatrick": 4, "image": "x.png"})
+    assert out["condition_class"] == 1 * 7 + 3 and out["image"] == "x.png"  # the record is kept
 
 
-@pytest.mark.parametrize("bad", [0, 7, 2.5, True])
-def test_skin_type_class_names_the_record_and_field(bad: object) -> None:
-    from monai_lesiongen.transforms import SkinTypeClassd
+@pytest.mark.parametrize("bad", [{"fitzpatrick": 0}, {"fitzpatrick": 7}, {"fitzpatrick": 2.5}, {"label": 9}])
+def test_condition_class_names_the_record_and_field(bad: dict) -> None:
+    from monai_lesiongen.data import ConditionClasses
+    from monai_lesiongen.transforms import ConditionClassd
 
-    with pytest.raises(ValueError, match=r"'ISIC_0000001'.*'fitzpatrick'.*1-6"):
-        SkinTypeClassd()({"id": "ISIC_0000001", "fitzpatrick": bad})
+    transform = ConditionClassd(ConditionClasses(7, diagnosis=True, skin_type=True))
+    with pytest.raises(ValueError, match=r"'ISIC_0000001'.*'label' / 'fitzpatrick'"):
+        transform({"id": "ISIC_0000001", "label": 1, "fitzpatrick": 3, **bad})
