@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from monai_lesiongen.transforms.dictionary import (
-    ConditionClassD,
-    ConditionClassd,
-    ConditionClassDict,
     BuildCaptionD,
     BuildCaptiond,
     BuildCaptionDict,
+    ConditionClassD,
+    ConditionClassd,
+    ConditionClassDict,
     MeasureLesionD,
     MeasureLesiond,
     MeasureLesionDict,

@@ -21,8 +21,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
 from monai_lesiongen.data.captions import CaptionBuilder
-from monai_lesiongen.data.lesion_measurements import LesionMeasurements, measure_lesion
 from monai_lesiongen.data.condition_classes import ConditionClasses
+from monai_lesiongen.data.lesion_measurements import LesionMeasurements, measure_lesion
 
 __all__ = [
     "MeasureLesiond",
