@@ -180,7 +180,7 @@ class ConditionFidelityValidator:
         if self.best_path is None:
             return
         self.best_path.parent.mkdir(parents=True, exist_ok=True)
-        module = self.network.module if hasattr(self.network, "module") else self.network
+        module: nn.Module = getattr(self.network, "module", self.network)  # a DistributedDataParallel's own network
         AtomicDiskSaver(self.best_path.parent)(module.state_dict(), self.best_path.name)
 
     def state_dict(self) -> dict[str, Any]:
