@@ -43,7 +43,7 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_joint_training_writes_both_networks_and_the_exported_classifier(trained_bundle: Path) -> None:
     outputs = trained_bundle / "outputs"
-    for name in ["model.pt", "model_ema.pt", "classifier.pt", "checkpoint_final.pt"]:
+    for name in ["model.pt", "model_ema.pt", "model_best.pt", "judge.pt", "classifier.pt", "checkpoint_final.pt"]:
         assert (outputs / "checkpoints" / name).is_file(), name
     assert list((outputs / "tensorboard").glob("events.out.tfevents.*"))
     assert Image.open(outputs / "samples" / "samples_epoch=1.png").size[0] > 7 * 16  # 7 diagnoses x 3 skin groups

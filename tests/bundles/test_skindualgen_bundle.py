@@ -29,6 +29,7 @@ def test_train_and_generate_pairs_that_read_back(tmp_path: Path) -> None:
     network = workflow.parser.get_parsed_content("network")
     assert network.in_channels == 4 and network.out_channels == 4
     assert (tmp_path / "outputs" / "checkpoints" / "model_ema.pt").is_file()
+    assert (tmp_path / "outputs" / "checkpoints" / "model_best.pt").is_file()  # what inference loads
     assert (tmp_path / "outputs" / "samples" / "samples_epoch=1.png").is_file()
     _run(
         tmp_path, ["train.yaml", "inference.yaml"], "inferring", "infer",

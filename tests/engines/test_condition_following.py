@@ -42,7 +42,7 @@ def _toy_set(count: int = 64) -> list[dict]:
     return items
 
 
-ZERO_TERMINAL_SNR = {
+ZERO_TERMINAL_SNR: dict[str, object] = {
     "prediction_type": "v_prediction",
     "scheduler#schedule": "scaled_linear_zero_snr",
     "sampling_scheduler#schedule": "scaled_linear_zero_snr",
@@ -51,8 +51,9 @@ ZERO_TERMINAL_SNR = {
 (its default since), and lesiongen's only with the skin type as a class condition beside the caption."""
 
 
-def _bundle_schedulers(bundle: str, overrides: dict[str, str]) -> tuple[str, object, object]:
-    """The bundle's prediction type, training scheduler and sampling scheduler, as its train.yaml defines them."""
+def _bundle_schedulers(bundle: str, overrides: dict[str, object]) -> tuple[str, object, object, float]:
+    """The bundle's prediction type, training and sampling schedulers and noise offset, as its train.yaml defines
+    them."""
     parser = ConfigParser()
     parser.read_config(str(BUNDLES / bundle / "configs" / "train.yaml"))
     for key, value in overrides.items():
@@ -61,10 +62,11 @@ def _bundle_schedulers(bundle: str, overrides: dict[str, str]) -> tuple[str, obj
         parser.get_parsed_content("prediction_type"),
         parser.get_parsed_content("scheduler"),
         parser.get_parsed_content("sampling_scheduler"),
+        float(parser.get_parsed_content("noise_offset", default=0.0)),
     )
 
 
-EPSILON = {
+EPSILON: dict[str, object] = {
     "prediction_type": "epsilon",
     "scheduler#schedule": "scaled_linear_beta",
     "sampling_scheduler#schedule": "scaled_linear_beta",
@@ -75,6 +77,10 @@ EPSILON_DOES_NOT_FOLLOW = pytest.mark.xfail(
     strict=True, reason="issue 14: with epsilon on scaled_linear_beta the sample colour comes from the starting noise"
 )
 
+OFFSET_TOO_SMALL_AT_8PX = pytest.mark.xfail(
+    strict=True, reason="an offset of 0.1 is smaller than the spread of an 8x8 image's noise mean (1/8)"
+)
+
 
 @pytest.mark.parametrize(
     "bundle, path, overrides",
@@ -83,20 +89,24 @@ EPSILON_DOES_NOT_FOLLOW = pytest.mark.xfail(
         pytest.param("classndiff", "class", EPSILON, marks=EPSILON_DOES_NOT_FOLLOW, id="classndiff-epsilon"),
         pytest.param("lesiongen", "text", ZERO_TERMINAL_SNR, id="lesiongen-zero-snr"),
         pytest.param("classndiff", "class", {}, id="classndiff-defaults"),
+        # lesiongen's skin type travels by its class embedding, on epsilon with offset noise 0.1: on the 32 px demo
+        # data it follows (ITA match 0.88, benchmarks/RESULTS.md H5); on this 8x8 set the mean of x_T (std 1/8)
+        # outweighs an offset of 0.1, and the darker colour stays 0.35 off
+        pytest.param("lesiongen", "class", {}, marks=OFFSET_TOO_SMALL_AT_8PX, id="lesiongen-defaults-skin-class"),
     ],
 )
 def test_samples_follow_the_condition_colour(
-    tiny_denoiser, text_encoder, bundle: str, path: str, overrides: dict[str, str]
+    tiny_denoiser, text_encoder, bundle: str, path: str, overrides: dict[str, object]
 ) -> None:
     set_determinism(1)
-    prediction_type, scheduler, sampling_scheduler = _bundle_schedulers(bundle, overrides)
+    prediction_type, scheduler, sampling_scheduler, noise_offset = _bundle_schedulers(bundle, overrides)
     text = path == "text"
     network = tiny_denoiser(cross_attention_dim=text_encoder.hidden_size if text else None,
                             num_classes=None if text else 2, seed=1)  # fmt: skip
     prepare_batch = ConditionedDiffusionPrepareBatch(
         scheduler.num_train_timesteps, scheduler, prediction_type=prediction_type,  # type: ignore[attr-defined]
         text_encoder=text_encoder if text else None, caption_key="caption" if text else None,
-        class_key=None if text else "label", num_classes=None if text else 2,
+        class_key=None if text else "label", num_classes=None if text else 2, noise_offset=noise_offset,
     )  # fmt: skip
     trainer = SupervisedTrainer(
         device=torch.device("cpu"),
