@@ -38,7 +38,8 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_training_writes_weights_log_and_sample_grid(trained_bundle: Path) -> None:
     outputs = trained_bundle / "outputs"
-    for name in ["model.pt", "model_ema.pt", "model_best.pt", "judge.pt", "checkpoint_final.pt", "checkpoint_epoch=1.pt"]:
+    names = ["model.pt", "model_ema.pt", "model_best.pt", "judge.pt", "checkpoint_final.pt", "checkpoint_epoch=1.pt"]
+    for name in names:
         assert (outputs / "checkpoints" / name).is_file(), name
     # the run ends with a validation check; its best score travels in the checkpoint, for a resumed run
     validator = torch.load(outputs / "checkpoints" / "checkpoint_final.pt", weights_only=False)["validator"]
