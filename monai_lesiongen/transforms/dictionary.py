@@ -220,7 +220,8 @@ class ConditionClassd(MapTransform):
     class index) under `output_key`, for a denoiser that takes a class condition beside its caption.
 
     A record without a Fitzpatrick type (the key missing, as `to_datalist` leaves it, or None) gets the "unknown
-    type" class, so such images teach the model "any skin" rather than a wrong type.
+    type" class, so such images teach the model "any skin" rather than a wrong type. Without a class condition
+    (neither diagnosis nor skin type) nothing is written.
 
     Args:
         classes: the class condition.
@@ -247,6 +248,8 @@ class ConditionClassd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        if not self.classes.enabled:
+            return d
         try:
             d[self.output_key] = self.classes(d.get(self.label_key), d.get(self.fitzpatrick_key))
         except ValueError as error:

@@ -255,6 +255,7 @@ def test_condition_class_of_skin_type_diagnosis_and_both() -> None:
     assert indices == set(range(49)) and both.num_classes == both.null_class == 49  # one class per pair
     assert both(3, None) != both(3, 1) and both(3, None) != both(4, None)  # an unknown type keeps the diagnosis
     assert ConditionClasses(7, diagnosis=True)(5, 2) == 5 and ConditionClasses(7).num_classes is None
+    assert "c" not in ConditionClassd(ConditionClasses(7), output_key="c")({"label": 1})  # no class condition
     out = ConditionClassd(both)({"id": "c", "label": 1, "fitzpatrick": 4, "image": "x.png"})
     assert out["condition_class"] == 1 * 7 + 3 and out["image"] == "x.png"  # the record is kept
 
