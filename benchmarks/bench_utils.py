@@ -80,6 +80,9 @@ def bundle_defaults(config_path: Path = BUNDLE_CONFIG) -> dict[str, Any]:
 
     network = section("network_def")
     network["cross_attention_dim"] = MINILM_WIDTH
+    # the class condition beside the caption (an embedding-table lookup added to the timestep embedding) is left
+    # out: it costs nothing measurable, and the diffusers counterpart has none
+    network.pop("num_classes", None)
     return {
         "network": network,
         "scheduler": section("scheduler"),
