@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import nn
 
-from monai_lesiongen.data.skin_tone import estimate_ita, ita_to_fitzpatrick
 from monai_lesiongen.engines.downstream import predict
-from monai_lesiongen.engines.downstream_data import skin_type_groups
+from monai_lesiongen.engines.downstream_data import fitzpatrick_types, skin_type_groups
 from monai_lesiongen.handlers.checkpoint import AtomicDiskSaver
 from monai_lesiongen.metrics.fairness import balanced_accuracy
 
@@ -146,7 +145,7 @@ class ConditionFidelityValidator:
             figures["val_recognition"] = balanced_accuracy(requested, predicted, int(self.num_classes or 0))
         wanted = [_requested_type(row) for row in rows]
         if all(t is not None for t in wanted):
-            estimated = [ita_to_fitzpatrick(estimate_ita(image, max_intensity=1.0)) for image in images]
+            estimated, _ = fitzpatrick_types([{} for _ in rows], images)  # from the ITA of every image's skin
             groups = skin_type_groups([int(t) for t in wanted if t is not None])
             matches = [a == b for a, b in zip(groups, skin_type_groups(estimated), strict=True)]
             figures["val_skin_match"] = float(np.mean(matches))
