@@ -367,7 +367,7 @@ class ResumeFromLatestCheckpoint:
                 failures.append(f"{path.name} ({reason})")
                 self.logger.warning(f"checkpoint {path} does not load ({reason}): trying the next older one.")
                 continue
-            self._restore(engine, checkpoint)
+            self._restore(engine, checkpoint, path)
             self.loaded_from = path
             self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}.")
             return
@@ -376,12 +376,23 @@ class ResumeFromLatestCheckpoint:
             "move these files out of the folder or set resume to false; to resume, restore a complete checkpoint."
         )
 
-    def _restore(self, engine: Engine, checkpoint: dict[str, Any]) -> None:
-        """Load `checkpoint` into the objects, as MONAI's `CheckpointLoader` does: a file saved from a single object
-        is its state dict, and the trainer keeps its own `max_epochs`."""
+    def _restore(self, engine: Engine, checkpoint: dict[str, Any], path: Path) -> None:
+        """Load `checkpoint` (read from `path`) into the objects, as MONAI's `CheckpointLoader` does: a file saved
+        from a single object is its state dict, and the trainer keeps its own `max_epochs`.
+
+        Raises:
+            ValueError: when the checkpoint lacks objects of `load_dict` (saved by a config without them), or is at
+                an epoch past the trainer's `max_epochs`.
+        """
         key = next(iter(self.load_dict))
         if len(self.load_dict) == 1 and key not in checkpoint:
             checkpoint = {key: checkpoint}
+        missing = [name for name in self.load_dict if name not in checkpoint]
+        if missing:
+            raise ValueError(
+                f"{path} has no {missing} (it holds {sorted(checkpoint)}): it was saved by a configuration without "
+                "them. Resume with that configuration, or start this one in a new output_dir (or with resume false)."
+            )
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint)
         if max_epochs is not None and engine.state.epoch > max_epochs:

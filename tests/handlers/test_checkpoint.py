@@ -212,6 +212,18 @@ def test_resume_refuses_to_start_over_when_no_checkpoint_loads(tiny_denoiser, ma
     assert "resume to false" in str(error.value)
 
 
+def test_resume_names_the_objects_an_older_checkpoint_lacks(tiny_denoiser, make_trainer, tmp_path: Path) -> None:
+    _save_epochs(tiny_denoiser, make_trainer, tmp_path, 1)
+    network = tiny_denoiser(num_classes=2, seed=1)
+    trainer, optimizer, _ = make_trainer(network, 5, DDPMScheduler(100))
+    scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    objects = {"network": network, "optimizer": optimizer, "lr_scheduler": scheduler, "trainer": trainer}
+    with pytest.raises(ValueError, match=r"checkpoint_epoch=1.pt has no \['lr_scheduler'\]") as error:
+        ResumeFromLatestCheckpoint(tmp_path, objects)(trainer)
+    assert "new output_dir" in str(error.value)
+    assert trainer.state.epoch == 0  # type: ignore[attr-defined]
+
+
 def _ema_run(tiny_denoiser, make_trainer, ckpt_dir: Path, max_epochs: int, ema_type: type) -> EMAHandler:
     network = tiny_denoiser(num_classes=2)
     ema = ema_type(network, momentum=0.01, momentum_warmup=0.5, warmup_iters=20)
