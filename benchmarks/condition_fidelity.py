@@ -42,7 +42,12 @@ from conditional_accuracy import score_synthetic_folder
 
 from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita, load_split, require_masks
 from monai_lesiongen.engines.downstream import default_classifier, predict, train_classifier
-from monai_lesiongen.engines.downstream_data import load_image_tensors, load_mask_tensors, read_manifest
+from monai_lesiongen.engines.downstream_data import (
+    load_image_tensors,
+    load_mask_tensors,
+    read_manifest,
+    requested_fitzpatrick,
+)
 from monai_lesiongen.engines.downstream_segmentation import predict_masks, train_segmenter
 from monai_lesiongen.metrics.fairness import balanced_accuracy, dice_score
 from monai_lesiongen.metrics.feature_extractors import ClassifierFeatureExtractor, extract_features
@@ -67,13 +72,6 @@ def bundle_command(bundle: str, run_id: str, configs: Sequence[str], run_dir: Pa
     start = time.perf_counter()
     subprocess.run(command, cwd=ROOT / "bundles" / bundle, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return time.perf_counter() - start
-
-
-def requested_fitzpatrick(row: Mapping[str, Any]) -> list[int]:
-    """The Fitzpatrick type(s) a manifest row asked for: ``fitzpatrick`` (one) or ``fitzpatrick_types`` (``5-6``)."""
-    if row.get("fitzpatrick"):
-        return [int(row["fitzpatrick"])]
-    return [int(value) for value in str(row.get("fitzpatrick_types") or "").split("-") if value]
 
 
 def skin_ita(images: torch.Tensor, masks: torch.Tensor | None = None) -> np.ndarray:

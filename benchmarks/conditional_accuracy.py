@@ -29,6 +29,7 @@ from monai_lesiongen.engines.downstream_data import (
     fitzpatrick_types,
     load_image_tensors,
     read_manifest,
+    requested_fitzpatrick,
     skin_type_groups,
 )
 from monai_lesiongen.metrics.fairness import balanced_accuracy
@@ -38,13 +39,8 @@ __all__ = ["requested_skin_groups", "score_synthetic_folder"]
 
 def requested_skin_groups(rows: Sequence[Mapping[str, Any]]) -> list[str] | None:
     """The requested skin-type group of each manifest row (I-II, III-IV, V-VI), or None when not recorded."""
-    types = []
-    for row in rows:
-        value = row.get("fitzpatrick") or str(row.get("fitzpatrick_types") or "").split("-")[0]
-        if not value:
-            return None
-        types.append(int(value))
-    return skin_type_groups(types)
+    types = [requested_fitzpatrick(row) for row in rows]
+    return skin_type_groups([row_types[0] for row_types in types]) if all(types) else None
 
 
 def score_synthetic_folder(

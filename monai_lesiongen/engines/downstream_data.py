@@ -23,6 +23,7 @@ __all__ = [
     "load_image_tensors",
     "load_mask_tensors",
     "fitzpatrick_types",
+    "requested_fitzpatrick",
     "skin_type_groups",
     "draw_subset",
 ]
@@ -278,6 +279,26 @@ def fitzpatrick_types(
         estimated += 1
     source = "metadata" if estimated == 0 else "ita" if estimated == len(items) else "metadata+ita"
     return types, source
+
+
+def requested_fitzpatrick(row: Mapping[str, Any]) -> list[int]:
+    """
+    The Fitzpatrick type(s) a plan or manifest row asks for: its ``fitzpatrick`` field (one type), else its
+    ``fitzpatrick_types`` field (such as ``5-6``); an empty list when the row asks for none.
+
+    Raises:
+        ValueError: for a value that is not a type 1-6.
+    """
+    value = row.get("fitzpatrick")
+    text = str(value) if value not in (None, "") else str(row.get("fitzpatrick_types") or "")
+    try:
+        types = [int(part) for part in text.split("-") if part.strip()]
+    except ValueError:
+        raise ValueError(f"the row's Fitzpatrick type {text!r} is not a type 1-6 (nor a pair such as '5-6').") from None
+    bad = [t for t in types if not 1 <= t <= 6]
+    if bad:
+        raise ValueError(f"the row's Fitzpatrick type {text!r} is not a type 1-6 (nor a pair such as '5-6').")
+    return types
 
 
 def skin_type_groups(types: Sequence[int], grouping: str = "pairs") -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 from torch import nn
 
 from monai_lesiongen.engines.downstream import predict
-from monai_lesiongen.engines.downstream_data import fitzpatrick_types, skin_type_groups
+from monai_lesiongen.engines.downstream_data import fitzpatrick_types, requested_fitzpatrick, skin_type_groups
 from monai_lesiongen.handlers.checkpoint import AtomicDiskSaver
 from monai_lesiongen.metrics.fairness import balanced_accuracy
 
@@ -143,10 +143,10 @@ class ConditionFidelityValidator:
             requested = np.array([int(row[self.diagnosis_key]) for row in rows])
             predicted = predict(self.judge, images).argmax(1).numpy()
             figures["val_recognition"] = balanced_accuracy(requested, predicted, int(self.num_classes or 0))
-        wanted = [_requested_type(row) for row in rows]
-        if all(t is not None for t in wanted):
+        wanted = [requested_fitzpatrick(row) for row in rows]
+        if all(wanted):
             estimated, _ = fitzpatrick_types([{} for _ in rows], images)  # from the ITA of every image's skin
-            groups = skin_type_groups([int(t) for t in wanted if t is not None])
+            groups = skin_type_groups([types[0] for types in wanted])
             matches = [a == b for a, b in zip(groups, skin_type_groups(estimated), strict=True)]
             figures["val_skin_match"] = float(np.mean(matches))
         if figures:
@@ -191,11 +191,3 @@ class ConditionFidelityValidator:
         self.best_score = float(state["best_score"])
         self.best_epoch = int(state["best_epoch"])
         self.history = [dict(entry) for entry in state.get("history", [])]
-
-
-def _requested_type(row: Mapping[str, Any]) -> int | None:
-    """The Fitzpatrick type a plan row asks for: ``fitzpatrick``, else the first of ``fitzpatrick_types``."""
-    value = row.get("fitzpatrick")
-    if value in (None, ""):
-        value = str(row.get("fitzpatrick_types") or "").split("-")[0] or None
-    return None if value is None else int(value)

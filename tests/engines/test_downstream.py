@@ -30,6 +30,7 @@ from monai_lesiongen.engines.downstream_data import (
     load_image_tensors,
     load_mask_tensors,
     read_manifest,
+    requested_fitzpatrick,
     skin_type_groups,
 )
 from monai_lesiongen.engines.downstream_segmentation import compare_segmentation, evaluate_segmentation
@@ -201,3 +202,13 @@ def test_evaluate_segmentation_by_hand() -> None:
     assert result["dice"] == pytest.approx((16 / 18 + 1) / 2) and result["iou"] == pytest.approx((0.8 + 1) / 2)
     assert result["threshold_jaccard"] == pytest.approx((0.8 + 1) / 2)
     assert default_classifier(7, 16)(torch.rand(2, 3, 16, 16)).shape == (2, 7)
+
+
+def test_requested_fitzpatrick_one_type_a_pair_none_and_bad() -> None:
+    assert requested_fitzpatrick({"fitzpatrick": 4, "fitzpatrick_types": "5-6"}) == [4]
+    assert requested_fitzpatrick({"fitzpatrick": "", "fitzpatrick_types": "5-6"}) == [5, 6]
+    assert requested_fitzpatrick({"caption": "a lesion"}) == []
+    with pytest.raises(ValueError, match="'7'"):
+        requested_fitzpatrick({"fitzpatrick": 7})
+    with pytest.raises(ValueError, match="'dark'"):
+        requested_fitzpatrick({"fitzpatrick_types": "dark"})
