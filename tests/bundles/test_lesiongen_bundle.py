@@ -61,6 +61,20 @@ def test_a_second_run_resumes_the_step_count(trained_bundle: Path) -> None:
     workflow.finalize()
 
 
+def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_is_saved(tmp_path: Path) -> None:
+    workflow = _workflow(
+        tmp_path, "train.yaml", "training", "train", lr_schedule="cosine", lr_warmup_iterations=1, val_interval=0
+    )
+    optimizer = workflow.parser.get_parsed_content("optimizer")
+    assert optimizer.param_groups[0]["lr"] == 0.0  # the warm-up starts from zero
+    workflow.run()
+    iterations = len(workflow.parser.get_parsed_content("train#dataloader"))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to zero at the last iteration
+    saved = torch.load(tmp_path / "outputs" / "checkpoints" / "checkpoint_final.pt", weights_only=False)
+    assert saved["lr_scheduler"]["last_epoch"] == iterations and saved["lr_scheduler"]["t_total"] == iterations
+    workflow.finalize()
+
+
 def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
     workflow = _workflow(
         trained_bundle,
