@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import torch
 import yaml
 
@@ -80,7 +81,9 @@ def validation_history(run_dir: Path) -> list[dict[str, float]]:
 
 def plot(points: Sequence[Mapping[str, float]], history: Sequence[Mapping[str, float]], path: Path, title: str) -> None:
     """Four panels against training minutes, the targets as dashed lines."""
-    minutes_per_epoch = points[-1]["minutes"] / points[-1]["epochs"]
+    # a validated epoch's training minutes, read off the stages (piecewise linear through the origin)
+    stage_epochs_axis = [0.0] + [p["epochs"] for p in points]
+    stage_minutes_axis = [0.0] + [p["minutes"] for p in points]
     panels = [
         ("recognised", "val_recognition", "requested diagnosis recognised (balanced)"),
         ("skin_group_match", "val_skin_match", "ITA skin-group match"),
@@ -96,7 +99,7 @@ def plot(points: Sequence[Mapping[str, float]], history: Sequence[Mapping[str, f
             )
         if val_key and history:
             axis.plot(
-                [h["epoch"] * minutes_per_epoch for h in history if val_key in h],
+                np.interp([h["epoch"] for h in history if val_key in h], stage_epochs_axis, stage_minutes_axis),
                 [h[val_key] for h in history if val_key in h],
                 ".--",
                 alpha=0.6,
