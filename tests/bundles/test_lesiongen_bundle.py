@@ -65,7 +65,7 @@ def test_cosine_learning_rate_warms_up_then_decays_to_zero_and_is_saved(tmp_path
     workflow = _workflow(
         tmp_path, "train.yaml", "training", "train", lr_schedule="cosine", lr_warmup_iterations=1, val_interval=0
     )
-    optimizer = workflow.parser.get_parsed_content("optimizer")
+    optimizer = workflow.parser.get_parsed_content("lr_scheduler").optimizer
     assert optimizer.param_groups[0]["lr"] == 0.0  # the warm-up starts from zero
     workflow.run()
     iterations = len(workflow.parser.get_parsed_content("train#dataloader"))
