@@ -291,14 +291,10 @@ def requested_fitzpatrick(row: Mapping[str, Any]) -> list[int]:
     """
     value = row.get("fitzpatrick")
     text = str(value) if value not in (None, "") else str(row.get("fitzpatrick_types") or "")
-    try:
-        types = [int(part) for part in text.split("-") if part.strip()]
-    except ValueError:
-        raise ValueError(f"the row's Fitzpatrick type {text!r} is not a type 1-6 (nor a pair such as '5-6').") from None
-    bad = [t for t in types if not 1 <= t <= 6]
-    if bad:
+    parts = [part.strip() for part in text.split("-") if part.strip()]
+    if not all(part.isdigit() and 1 <= int(part) <= 6 for part in parts):
         raise ValueError(f"the row's Fitzpatrick type {text!r} is not a type 1-6 (nor a pair such as '5-6').")
-    return types
+    return [int(part) for part in parts]
 
 
 def skin_type_groups(types: Sequence[int], grouping: str = "pairs") -> list[str]:
