@@ -107,9 +107,37 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         return prediction
 
     @staticmethod
-    def _step_kwargs(scheduler: Scheduler, generator: torch.Generator | None) -> dict:
-        accepts_generator = "generator" in inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
-        return {"generator": generator} if accepts_generator else {}
+    def _step_kwargs(scheduler: Scheduler, eta: float) -> dict:
+        """The keyword arguments of `scheduler.step` beyond the model output, the timestep, the sample and the
+        generator."""
+        parameters = inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
+        if eta != 0.0 and "eta" not in parameters:
+            raise ValueError(
+                f"eta={eta} needs a scheduler whose step takes eta (DDIM), got {type(scheduler).__name__}."
+            )
+        return {"eta": eta} if "eta" in parameters else {}
+
+    @staticmethod
+    def _step(
+        scheduler: Scheduler,
+        model_output: torch.Tensor,
+        timestep: int,
+        sample: torch.Tensor,
+        generator: torch.Generator | Sequence[torch.Generator] | None,
+        step_kwargs: dict,
+    ) -> torch.Tensor:
+        """One sampling step; with one generator per image, each image's step noise comes from its own generator."""
+        if generator is None or isinstance(generator, torch.Generator):
+            extra = {} if generator is None else {"generator": generator}
+            return scheduler.step(model_output, timestep, sample, **step_kwargs, **extra)[0]  # type: ignore[operator]
+        return torch.cat(
+            [
+                scheduler.step(  # type: ignore[operator]
+                    model_output[i : i + 1], timestep, sample[i : i + 1], **step_kwargs, generator=image_generator
+                )[0]
+                for i, image_generator in enumerate(generator)
+            ]
+        )
 
     @torch.no_grad()
     def sample(  # type: ignore[override]
@@ -124,7 +152,8 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         null_class_label: int | None = None,
         guidance_scale: float = 1.0,
         guidance: Sequence[SamplingGuidance] = (),
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        eta: float = 0.0,
         verbose: bool = True,
         intermediate_callback: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
@@ -141,14 +170,24 @@ class ConditionedDiffusionInferer(DiffusionInferer):
             null_class_label: the null class for classifier-free guidance.
             guidance_scale: classifier-free guidance scale w: ``u + w (c - u)``; 1 is plain conditional sampling.
             guidance: further guidance terms applied to the model output at each step.
-            generator: random generator for the schedulers' stochastic steps, for reproducible samples.
+            generator: random generator for the schedulers' stochastic steps (DDPM, DDIM with eta > 0), for
+                reproducible samples; or one generator per image, so that an image does not depend on its batch.
+            eta: DDIM's eta: 0 is the deterministic DDIM sampler, 1 adds the noise of DDPM's ancestral step at each
+                step (Song et al., 2021, eq. 16). Only for schedulers whose step takes eta.
             verbose: show a progress bar.
             intermediate_callback: called as ``f(step_index, sample)`` after each step.
 
         Raises:
-            ValueError: when guidance is asked for without the unconditional inputs it needs.
+            ValueError: when guidance is asked for without the unconditional inputs it needs, eta is given to a
+                scheduler without it, or the generators are not one per image.
         """
         scheduler = scheduler or self.scheduler
+        step_kwargs = self._step_kwargs(scheduler, eta)
+        if "generator" not in inspect.signature(scheduler.step).parameters:  # type: ignore[arg-type]
+            generator = None  # a deterministic scheduler (PNDM)
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            if len(generator) != input_noise.shape[0]:
+                raise ValueError(f"got {len(generator)} generators for a batch of {input_noise.shape[0]}.")
         if num_inference_steps is not None:
             scheduler.set_timesteps(num_inference_steps, device=input_noise.device)  # type: ignore[operator]
         use_cfg = guidance_scale != 1.0
@@ -167,7 +206,6 @@ class ConditionedDiffusionInferer(DiffusionInferer):
                 context_in = torch.cat([unconditional_conditioning.expand_as(conditioning), conditioning])  # type: ignore
             if class_labels is not None:
                 labels_in = torch.cat([torch.full_like(class_labels, int(null_class_label)), class_labels])  # type: ignore
-        step_kwargs = self._step_kwargs(scheduler, generator)
         sample = input_noise
         timesteps = scheduler.timesteps
         progress = tqdm(timesteps, desc="sampling", leave=False) if verbose and has_tqdm else timesteps
@@ -181,7 +219,7 @@ class ConditionedDiffusionInferer(DiffusionInferer):
                 model_output = diffusion_model(x=sample, timesteps=t_batch, context=context_in, class_labels=labels_in)
             for term in guidance:
                 model_output = term(model_output, sample, t_batch, scheduler)
-            sample, _ = scheduler.step(model_output, int(t), sample, **step_kwargs)  # type: ignore[operator]
+            sample = self._step(scheduler, model_output, int(t), sample, generator, step_kwargs)
             if intermediate_callback is not None:
                 intermediate_callback(index, sample)
         return sample

@@ -27,8 +27,10 @@ __all__ = ["ConditionedSampler", "SyntheticDatasetWriter"]
 class ConditionedSampler:
     """Generate images for lists of captions and/or class labels, one fixed seed per image.
 
-    Each image's starting noise comes from its own seed, so with a deterministic scheduler (DDIM with eta 0, PNDM)
-    an image does not change with the batch it is drawn in, and a run can be repeated or resumed image by image.
+    Each image's starting noise, and the noise of a stochastic sampler's steps (DDPM, DDIM with eta > 0), come from
+    its own seed, so an image does not change with the batch it is drawn in, and a run can be repeated or resumed
+    image by image (a deterministic sampler's image is also the same on every device; a stochastic one's on every
+    device of one kind).
 
     Args:
         inferer: the conditioned inferer.
@@ -42,6 +44,8 @@ class ConditionedSampler:
         batch_size: images per forward batch.
         progress: show progress bars.
         decoder: maps samples to images for a latent diffusion model (a `LatentDecoder`); None in pixel space.
+        eta: DDIM's eta (0: deterministic DDIM; 1: the noise of DDPM's ancestral step at each step); only for a
+            scheduler whose step takes it.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class ConditionedSampler:
         batch_size: int = 16,
         progress: bool = True,
         decoder: nn.Module | None = None,
+        eta: float = 0.0,
     ) -> None:
         if len(sample_shape) != 3:
             raise ValueError(f"sample_shape must be (C, H, W), got {tuple(sample_shape)}.")
@@ -73,11 +78,22 @@ class ConditionedSampler:
         self.batch_size = batch_size
         self.progress = progress
         self.decoder = decoder
+        self.eta = eta
 
     def initial_noise(self, seeds: Sequence[int], device: torch.device) -> torch.Tensor:
         """x_T for each seed, drawn on the CPU so that a seed gives the same image on every device."""
         noise = [torch.randn(self.sample_shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
         return torch.stack(noise).to(device)
+
+    @staticmethod
+    def step_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
+        """One generator per seed for the noise of the sampling steps, its stream apart from that of x_T.
+
+        The generators live on `device` (the schedulers draw their step noise there), so a stochastic sampler's image
+        is the same for a seed on every run on one kind of device, but not between a CPU and a GPU.
+        """
+        states = [np.random.SeedSequence([int(s), 1]).generate_state(1, dtype=np.uint64)[0] for s in seeds]
+        return [torch.Generator(device=device).manual_seed(int(state)) for state in states]
 
     @torch.no_grad()
     def __call__(
@@ -124,7 +140,8 @@ class ConditionedSampler:
                 null_class_label=self.null_class_label,
                 guidance_scale=self.guidance_scale,
                 guidance=self.guidance,
-                generator=torch.Generator(device=device).manual_seed(int(seeds[start])),
+                generator=self.step_generators(seeds[start:stop], device),
+                eta=self.eta,
                 verbose=False,
             )
             if self.decoder is not None:
@@ -293,7 +310,7 @@ class SyntheticDatasetWriter:
             for key in entry["row"]:
                 if key not in field_names:
                     field_names.append(key)
-        header = [*entry_fields, "guidance_scale", "num_inference_steps", *field_names]
+        header = [*entry_fields, "guidance_scale", "num_inference_steps", "eta", *field_names]
         path = self.output_dir / "manifest.csv"
         tmp = self.partial_path(path)
         with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -306,6 +323,7 @@ class SyntheticDatasetWriter:
                             **{k: entry[k] for k in entry_fields},
                             "guidance_scale": self.sampler.guidance_scale,
                             "num_inference_steps": self.sampler.num_inference_steps,
+                            "eta": self.sampler.eta,
                             **{k: entry["row"].get(k, "") for k in field_names},
                         }
                     )

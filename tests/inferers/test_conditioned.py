@@ -62,13 +62,16 @@ def test_cfg_in_one_batched_forward_equals_two_separate_passes(tiny_denoiser) ->
     assert torch.allclose(separate, batched, atol=1e-5)
 
 
-@pytest.mark.parametrize("scheduler_type", [DDPMScheduler, DDIMScheduler, PNDMScheduler])
-def test_sampler_is_seeded_and_batch_independent(tiny_denoiser, scheduler_type) -> None:
+@pytest.mark.parametrize(
+    "scheduler_type, eta", [(DDPMScheduler, 0.0), (DDIMScheduler, 0.0), (DDIMScheduler, 1.0), (PNDMScheduler, 0.0)]
+)
+def test_sampler_is_seeded_and_batch_independent(tiny_denoiser, scheduler_type, eta) -> None:
+    """Deterministic or stochastic steps (DDPM, DDIM with eta 1), an image depends on its seed, not on its batch."""
     network = tiny_denoiser(num_classes=2)
     scheduler = scheduler_type(100, skip_prk_steps=True) if scheduler_type is PNDMScheduler else scheduler_type(100)
     sampler = ConditionedSampler(
         ConditionedDiffusionInferer(scheduler), scheduler, (3, 8, 8), num_inference_steps=4,
-        guidance_scale=2.0, null_class_label=2, batch_size=4, progress=False,
+        guidance_scale=2.0, null_class_label=2, batch_size=4, progress=False, eta=eta,
     )  # fmt: skip
     first = sampler(network, seeds=[0, 1, 2], class_labels=[0, 1, 0])
     again = sampler(network, seeds=[0, 1, 2], class_labels=[0, 1, 0])
@@ -76,9 +79,29 @@ def test_sampler_is_seeded_and_batch_independent(tiny_denoiser, scheduler_type) 
     assert 0 <= float(first.min()) and float(first.max()) <= 1
     assert torch.equal(first, again)
     assert not torch.allclose(first[0], first[2])  # other seed, other image
-    if scheduler_type is not DDPMScheduler:  # deterministic steps: an image does not depend on its batch
-        alone = sampler(network, seeds=[2], class_labels=[0])
-        assert torch.allclose(alone[0], first[2], atol=1e-5)
+    alone = sampler(network, seeds=[2], class_labels=[0])
+    assert torch.allclose(alone[0], first[2], atol=1e-5)
+
+
+def test_ddim_eta_adds_step_noise_and_needs_a_scheduler_that_takes_it(tiny_denoiser) -> None:
+    network = tiny_denoiser().eval()
+    noise = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    inferer = ConditionedDiffusionInferer(DDIMScheduler(100))
+
+    def draw(eta: float, seed: int) -> torch.Tensor:
+        generators = [torch.Generator().manual_seed(seed + i) for i in range(2)]
+        return inferer.sample(noise, network, num_inference_steps=5, eta=eta, generator=generators, verbose=False)
+
+    deterministic = draw(0.0, 0)
+    assert torch.equal(deterministic, draw(0.0, 1))  # eta 0: the step generators are not used
+    stochastic = draw(1.0, 0)
+    assert torch.equal(stochastic, draw(1.0, 0))
+    assert not torch.allclose(stochastic, draw(1.0, 1), atol=1e-3)  # eta 1: the step noise changes the image
+    assert not torch.allclose(stochastic, deterministic, atol=1e-3)
+    with pytest.raises(ValueError, match="generators for a batch of 2"):
+        inferer.sample(noise, network, num_inference_steps=2, eta=1.0, generator=[torch.Generator()], verbose=False)
+    with pytest.raises(ValueError, match="PNDMScheduler"):
+        inferer.sample(noise, network, PNDMScheduler(100, skip_prk_steps=True), 2, eta=1.0, verbose=False)
 
 
 def test_missing_unconditional_inputs_are_errors(tiny_denoiser) -> None:
