@@ -10,7 +10,8 @@ any ``--override`` when ``--train`` is given), the bundle's own ``inferring`` ru
   requested Fitzpatrick type next to the real images' (same estimator, same size);
 - FID and KID in the judge's feature space (domain FID) against the real test split;
 - TSTR: the same classifier trained on the synthetic images alone, balanced accuracy on the real test split, and
-  its ratio to the judge's (train on real);
+  its ratio to the judge's (train on real); beside it the same classifier trained on as many real images of each
+  diagnosis as the synthetic set holds, which says how much of the gap is the count of images;
 - skindualgen: pair agreement, the Dice between each generated mask and a real-trained segmenter's segmentation of
   the generated image, per diagnosis;
 - the training wall time (measured here with ``--train``).
@@ -113,6 +114,19 @@ def judge(
     }
 
 
+def same_count_subset(rows: Sequence[Mapping[str, Any]], labels: Sequence[int], seed: int) -> list[Mapping[str, Any]]:
+    """Real rows with as many images of each diagnosis as `labels` holds (all of a diagnosis with fewer), drawn
+    without replacement with `seed`: the real training set the size of the synthetic one."""
+    rng = np.random.default_rng(seed)
+    wanted = np.bincount(np.asarray(labels, dtype=int), minlength=len(HAM10000_CLASSES))
+    subset: list[Mapping[str, Any]] = []
+    for label, count in enumerate(wanted):
+        of_label = [row for row in rows if int(row["label"]) == label]
+        chosen = rng.choice(len(of_label), size=min(int(count), len(of_label)), replace=False)
+        subset.extend(of_label[i] for i in sorted(chosen))
+    return subset
+
+
 def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -> dict[str, Any]:
     """Every figure of the table for the synthetic folder `folder`."""
     train = load_split(args.dataset, args.dataset_dir, "train")
@@ -156,6 +170,21 @@ def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -
     tstr_balanced = balanced_accuracy(y_test, predict(tstr, real).argmax(1).numpy(), len(HAM10000_CLASSES))
     result["tstr_balanced_accuracy"] = tstr_balanced
     result["tstr_ratio_to_real"] = tstr_balanced / judge_info["real_test_balanced_accuracy"]
+    # the real reference of the synthetic set's size: how much of the gap to the judge is the count of images
+    real_subset = same_count_subset(train, labels, args.seed)
+    same_count = train_classifier(
+        load_image_tensors(real_subset, args.image_dim),
+        [int(row["label"]) for row in real_subset],
+        len(HAM10000_CLASSES),
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    result["real_same_count"] = {
+        "images": len(real_subset),
+        "balanced_accuracy": balanced_accuracy(
+            y_test, predict(same_count, real).argmax(1).numpy(), len(HAM10000_CLASSES)
+        ),
+    }
 
     if synthetic_masks is not None:
         train_pairs = require_masks(train, args.dataset)
@@ -196,6 +225,12 @@ def table(result: Mapping[str, Any]) -> list[str]:
         f"| TSTR balanced accuracy (ratio to real {result['judge']['real_test_balanced_accuracy']:.3f}) | "
         f"{result['tstr_balanced_accuracy']:.3f} ({result['tstr_ratio_to_real']:.2f}) |",
     ]
+    if "real_same_count" in result:
+        reference = result["real_same_count"]
+        lines.append(
+            f"| train on {reference['images']} real images, the synthetic set's count per diagnosis | "
+            f"{reference['balanced_accuracy']:.3f} |"
+        )
     if "pair_agreement" in result:
         pairs = result["pair_agreement"]
         cells = ", ".join(f"{name} {value:.2f}" for name, value in pairs["per_class"].items())
