@@ -93,6 +93,7 @@ def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
     assert {r["label_name"] for r in rows} == {"mel", "nv"}
     assert {r["label"] for r in rows} == {"4", "5"}  # indices in the HAM10000 class list
     assert all("Fitzpatrick skin type" in r["caption"] for r in rows)
+    assert {r["eta"] for r in rows} == {str(workflow.parser.get_parsed_content("sampling_eta"))}  # the sampler's eta
     for row in rows:
         image = Image.open(folder / row["file"])
         assert image.size == (16, 16) and image.mode == "RGB"
