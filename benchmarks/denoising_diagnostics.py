@@ -29,6 +29,7 @@ from monai.bundle import ConfigParser
 from torch import nn
 
 from monai_lesiongen.bundle import load_network_weights
+from monai_lesiongen.engines import predict_original_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMESTEPS = (0, 10, 25, 50, 100, 200, 300, 500, 700, 900)
@@ -76,12 +77,8 @@ def one_step(parser: ConfigParser, network: nn.Module, num_images: int, seed: in
                 noisy, timesteps, context=conditions.get("condition"), class_labels=conditions.get("class_labels")
             )
             alpha = scheduler.alphas_cumprod[t]
-            if parser["prediction_type"] == "v_prediction":
-                estimate = alpha.sqrt() * noisy - (1 - alpha).sqrt() * output
-                predicted_noise = alpha.sqrt() * output + (1 - alpha).sqrt() * noisy
-            else:
-                estimate = (noisy - (1 - alpha).sqrt() * output) / alpha.sqrt()
-                predicted_noise = output
+            estimate = predict_original_sample(scheduler, parser["prediction_type"], output, noisy, timesteps)
+            predicted_noise = (noisy - alpha.sqrt() * estimate) / (1 - alpha).sqrt()
             estimate = estimate.clamp(-1, 1)
             rows.append(
                 {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import torch
@@ -107,10 +107,9 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         return prediction
 
     @staticmethod
-    def _step_kwargs(scheduler: Scheduler, eta: float) -> dict:
-        """The keyword arguments of `scheduler.step` beyond the model output, the timestep, the sample and the
-        generator."""
-        parameters = inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
+    def _step_kwargs(scheduler: Scheduler, parameters: Mapping[str, inspect.Parameter], eta: float) -> dict:
+        """The keyword arguments of `scheduler.step` (whose signature has `parameters`) beyond the model output, the
+        timestep, the sample and the generator."""
         if eta != 0.0 and "eta" not in parameters:
             raise ValueError(
                 f"eta={eta} needs a scheduler whose step takes eta (DDIM), got {type(scheduler).__name__}."
@@ -182,8 +181,9 @@ class ConditionedDiffusionInferer(DiffusionInferer):
                 scheduler without it, or the generators are not one per image.
         """
         scheduler = scheduler or self.scheduler
-        step_kwargs = self._step_kwargs(scheduler, eta)
-        if "generator" not in inspect.signature(scheduler.step).parameters:  # type: ignore[arg-type]
+        step_parameters = inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
+        step_kwargs = self._step_kwargs(scheduler, step_parameters, eta)
+        if "generator" not in step_parameters:
             generator = None  # a deterministic scheduler (PNDM)
         elif generator is not None and not isinstance(generator, torch.Generator):
             if len(generator) != input_noise.shape[0]:
