@@ -21,6 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from monai_lesiongen.engines.diffusion_step import DiffusionStepState
+from monai_lesiongen.schedulers import noise_process
 
 __all__ = ["ClassifierInducedLoss", "NoisyClassificationPrepareBatch", "NoisyClassifierLoss", "batch_labels"]
 
@@ -99,11 +100,12 @@ class ClassifierInducedLoss:
     unconditional model) and samples noised beyond `max_timestep` (whose x0_hat is too blurred to classify) are left
     out. The gradient flows through x0_hat into the denoiser.
 
-    With ``weighting="alpha_bar"`` each sample's cross-entropy is multiplied by alpha_bar_t, the signal fraction of
-    its x_t. Without it (Class-N-Diff), the gradient reaching an epsilon-predicting denoiser is dCE/dx0_hat times
-    sqrt((1 - alpha_bar_t) / alpha_bar_t), about 100 at the last timesteps of a 1000-step schedule: measured on the
-    demo bundle, 10-150 times the gradient norm of the diffusion loss, which then dominates Adam's step sizes. With
-    the weighting the factor is sqrt(alpha_bar_t (1 - alpha_bar_t)) <= 1/2.
+    With ``weighting="alpha_bar"`` each sample's cross-entropy is multiplied by the signal fraction of its x_t
+    (alpha_bar_t for DDPM; a_t^2 / (a_t^2 + s_t^2) for rectified flow). Without it (Class-N-Diff), the gradient
+    reaching an epsilon-predicting denoiser is dCE/dx0_hat times sqrt((1 - alpha_bar_t) / alpha_bar_t), about 100 at
+    the last timesteps of a 1000-step schedule: measured on the demo bundle, 10-150 times the gradient norm of the
+    diffusion loss, which then dominates Adam's step sizes. With the weighting the factor is
+    sqrt(alpha_bar_t (1 - alpha_bar_t)) <= 1/2.
 
     Args:
         classifier: ``classifier(x, timesteps) -> logits``.
@@ -198,18 +200,19 @@ class ClassifierInducedLoss:
         self.classifier.train()
         per_sample = F.cross_entropy(self.classify(estimate).float(), labels, reduction="none")
         if self.weighting == "alpha_bar" and self.scheduler is not None:
-            alphas = self.scheduler.alphas_cumprod.to(per_sample.device)
-            per_sample = per_sample * alphas[state.timesteps[keep].to(per_sample.device)].float()
+            weights = noise_process(self.scheduler).signal_fraction(state.timesteps[keep].to(per_sample.device))
+            per_sample = per_sample * weights
         return self.weight * per_sample.mean()
 
 
 class NoisyClassificationPrepareBatch:
     """Prepare-batch that trains a noise-aware classifier alone, on the inputs `NoisyClassifierLoss` gives it.
 
-    The batch becomes ``(images, labels, (), {"timesteps": t})`` with the images noised at uniformly drawn timesteps
-    followed (with `include_clean`) by the clean images at t = 0, so a `SupervisedTrainer` with a cross-entropy
-    loss and MONAI's `SimpleInferer` (which passes ``timesteps`` on to the network) trains the same classifier with
-    the same data and budget as the joint run: the baseline the joint training is compared with.
+    The batch becomes ``(images, labels, (), {"timesteps": t})`` with the images noised at timesteps drawn as the
+    scheduler's training draws them (uniform for DDPM; rectified flow's own draw) followed (with `include_clean`)
+    by the clean images at t = 0, so a `SupervisedTrainer` with a cross-entropy loss and MONAI's `SimpleInferer`
+    (which passes ``timesteps`` on to the network) trains the same classifier with the same data and budget as the
+    joint run: the baseline the joint training is compared with.
 
     Args:
         scheduler: the training noise scheduler.
@@ -237,7 +240,8 @@ class NoisyClassificationPrepareBatch:
         self.include_clean = include_clean
 
     def get_timesteps(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.randint(0, self.num_train_timesteps, (images.shape[0],), device=images.device).long()
+        """The training scheduler's timestep draw (uniform integers for DDPM; rectified flow's own)."""
+        return noise_process(self.scheduler).sample_timesteps(images)
 
     def __call__(
         self,

@@ -12,6 +12,7 @@ from monai.networks.schedulers import Scheduler
 from monai.utils import CommonKeys as Keys
 
 from monai_lesiongen.engines.prepare_batch import PredictionType
+from monai_lesiongen.schedulers import noise_process
 
 if TYPE_CHECKING:
     from monai.engines import SupervisedTrainer
@@ -27,11 +28,6 @@ __all__ = [
 LossWeighting = Literal["none", "min_snr"]
 
 
-def _alphas_cumprod(scheduler: Scheduler, timesteps: torch.Tensor, ndim: int) -> torch.Tensor:
-    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
-    return alphas.view(-1, *([1] * (ndim - 1)))
-
-
 def predict_original_sample(
     scheduler: Scheduler,
     prediction_type: PredictionType,
@@ -39,27 +35,16 @@ def predict_original_sample(
     noisy: torch.Tensor,
     timesteps: torch.Tensor,
 ) -> torch.Tensor:
-    """The model's estimate of the clean sample x0 from its output at (x_t, t), differentiable in `model_output`."""
-    alpha_bar = _alphas_cumprod(scheduler, timesteps, noisy.ndim)
-    if prediction_type == "epsilon":
-        return (noisy - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
-    if prediction_type == "v_prediction":
-        return alpha_bar.sqrt() * noisy - (1 - alpha_bar).sqrt() * model_output
-    return model_output
+    """The model's estimate of the clean sample x0 from its output at (x_t, t), differentiable in `model_output`;
+    for any scheduler `noise_process` knows (DDPM, DDIM, PNDM, rectified flow)."""
+    return noise_process(scheduler, prediction_type).original_sample(model_output, noisy, timesteps)
 
 
 def snr_weights(
     scheduler: Scheduler, timesteps: torch.Tensor, prediction_type: PredictionType, gamma: float
 ) -> torch.Tensor:
     """Min-SNR-gamma loss weights per sample (Hang et al. 2023), for the given prediction type."""
-    alpha_bar = scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
-    snr = alpha_bar / (1 - alpha_bar)
-    clipped = torch.clamp(snr, max=gamma)
-    if prediction_type == "epsilon":
-        return clipped / snr
-    if prediction_type == "v_prediction":
-        return clipped / (snr + 1)
-    return clipped
+    return noise_process(scheduler, prediction_type).min_snr_weights(timesteps, gamma)
 
 
 @dataclass
@@ -108,7 +93,7 @@ class DiffusionTrainingStep:
     ``loss`` and each term under its name (``loss_diffusion``, ``loss_<aux.name>``) for the stats handlers.
 
     Args:
-        scheduler: the training scheduler (for x_t, x0 estimates and SNR weights).
+        scheduler: the training scheduler (for x_t, x0 estimates and SNR weights): DDPM-like or rectified flow.
         prediction_type: what the network predicts, as in the prepare-batch.
         loss_weighting: ``none`` or ``min_snr``.
         snr_gamma: gamma of min-SNR weighting.
@@ -127,6 +112,7 @@ class DiffusionTrainingStep:
             raise ValueError(f"loss_weighting must be 'none' or 'min_snr', got {loss_weighting!r}.")
         self.scheduler = scheduler
         self.prediction_type: PredictionType = prediction_type
+        self.process = noise_process(scheduler, prediction_type)
         self.loss_weighting = loss_weighting
         self.snr_gamma = snr_gamma
         self.auxiliary_losses = list(auxiliary_losses)
@@ -139,7 +125,7 @@ class DiffusionTrainingStep:
             )
         per_sample = per_element.flatten(1).mean(1)
         if self.loss_weighting == "min_snr":
-            per_sample = per_sample * snr_weights(self.scheduler, state.timesteps, self.prediction_type, self.snr_gamma)
+            per_sample = per_sample * self.process.min_snr_weights(state.timesteps, self.snr_gamma)
         loss = per_sample.mean()
         engine.state.output["loss_diffusion"] = loss.detach()
         for term in self.auxiliary_losses:
@@ -155,16 +141,14 @@ class DiffusionTrainingStep:
         engine.state.output[Keys.PRED] = prediction
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         conditions = {k: v for k, v in kwargs.items() if k not in ("noise", "timesteps")}
-        noisy = self.scheduler.add_noise(original_samples=inputs, noise=kwargs["noise"], timesteps=kwargs["timesteps"])
+        noisy = self.process.add_noise(inputs, kwargs["noise"], kwargs["timesteps"])
         state = DiffusionStepState(
             inputs=inputs,
             noisy=noisy,
             noise=kwargs["noise"],
             timesteps=kwargs["timesteps"],
             prediction=prediction,
-            original_estimate=predict_original_sample(
-                self.scheduler, self.prediction_type, prediction, noisy, kwargs["timesteps"]
-            ),
+            original_estimate=self.process.original_sample(prediction, noisy, kwargs["timesteps"]),
             conditions=conditions,
             batchdata=engine.state.batch,
             network=engine.network,

@@ -9,6 +9,7 @@ from monai.losses import DiceLoss
 from monai.networks.schedulers import Scheduler
 
 from monai_lesiongen.engines.diffusion_step import DiffusionStepState
+from monai_lesiongen.schedulers import noise_process
 
 __all__ = ["MaskConsistencyLoss", "PairedMaskLoss", "mask_probability"]
 
@@ -19,20 +20,16 @@ def mask_probability(mask_channels: torch.Tensor, value_range: tuple[float, floa
     return ((mask_channels - low) / (high - low)).clamp(0.0, 1.0)
 
 
-def _low_noise_weights(scheduler: Scheduler, timesteps: torch.Tensor) -> torch.Tensor:
-    """alpha_bar_t per sample: near 1 where the x0 estimate is sharp, near 0 where it is mostly noise."""
-    return scheduler.alphas_cumprod.to(timesteps.device)[timesteps].float()
-
-
 class PairedMaskLoss:
     """Dice and BCE between the model's denoised mask estimate and the true mask, weighted towards low noise.
 
     The mask channels are the last `mask_channels` channels of the denoised estimate x0-hat (the image + mask layout
-    of `StackImageMaskd`). Each sample's term is weighted by alpha_bar_t, so the loss speaks where the estimate is
-    meaningful and stays quiet at high noise. Gradients flow through x0-hat into the denoiser.
+    of `StackImageMaskd`). Each sample's term is weighted by its signal fraction (alpha_bar_t for DDPM), so the loss
+    speaks where the estimate is meaningful and stays quiet at high noise. Gradients flow through x0-hat into the
+    denoiser.
 
     Args:
-        scheduler: the training scheduler (for alpha_bar_t).
+        scheduler: the training scheduler (for the signal fraction): DDPM-like or rectified flow.
         mask_channels: how many trailing channels are mask channels.
         dice_weight: lambda_dice.
         bce_weight: lambda_bce.
@@ -54,6 +51,7 @@ class PairedMaskLoss:
         if dice_weight < 0 or bce_weight < 0:
             raise ValueError(f"dice_weight and bce_weight must be >= 0, got {dice_weight}, {bce_weight}.")
         self.scheduler = scheduler
+        self.process = noise_process(scheduler)
         self.mask_channels = mask_channels
         self.dice_weight = dice_weight
         self.bce_weight = bce_weight
@@ -63,7 +61,7 @@ class PairedMaskLoss:
     def __call__(self, state: DiffusionStepState) -> torch.Tensor:
         estimate = mask_probability(state.original_estimate[:, -self.mask_channels :].float(), self.value_range)
         target = (mask_probability(state.inputs[:, -self.mask_channels :].float(), self.value_range) > 0.5).float()
-        weights = _low_noise_weights(self.scheduler, state.timesteps)
+        weights = self.process.signal_fraction(state.timesteps)
         dice = self.dice(estimate, target).flatten(1).mean(1)
         bce = torch.nn.functional.binary_cross_entropy(estimate.clamp(1e-4, 1 - 1e-4), target, reduction="none")
         per_sample = self.dice_weight * dice + self.bce_weight * bce.flatten(1).mean(1)
@@ -94,6 +92,7 @@ class MaskConsistencyLoss:
         value_range: tuple[float, float] = (-1.0, 1.0),
     ) -> None:
         self.scheduler = scheduler
+        self.process = noise_process(scheduler)
         self.segmenter = segmenter
         if isinstance(segmenter, torch.nn.Module):
             segmenter.requires_grad_(False)
@@ -108,4 +107,4 @@ class MaskConsistencyLoss:
         mask = mask_probability(state.original_estimate[:, -self.mask_channels :].float(), self.value_range)
         segmentation = torch.sigmoid(self.segmenter(image))
         per_sample = self.dice(mask, segmentation).flatten(1).mean(1)
-        return self.weight * (_low_noise_weights(self.scheduler, state.timesteps) * per_sample).mean()
+        return self.weight * (self.process.signal_fraction(state.timesteps) * per_sample).mean()

@@ -10,6 +10,7 @@ from monai.engines.utils import DiffusionPrepareBatch, default_prepare_batch
 from monai.networks.schedulers import Scheduler
 
 from monai_lesiongen.networks.text_encoder import FrozenTextEncoder
+from monai_lesiongen.schedulers import NoiseProcess, VariancePreservingProcess, noise_process
 
 __all__ = ["ConditionedDiffusionPrepareBatch", "PredictionType"]
 
@@ -27,7 +28,9 @@ class ConditionedDiffusionPrepareBatch(DiffusionPrepareBatch):
 
     Args:
         num_train_timesteps: number of diffusion steps of the scheduler.
-        scheduler: the training scheduler; needed for v-prediction targets.
+        scheduler: the training scheduler; needed for v-prediction targets and rectified flow, whose timestep draw
+            (uniform or logit-normal, with its resolution shift) and velocity target ``x0 - eps`` it then gives.
+            Without it, timesteps are uniform integers and the target is the noise or x0.
         prediction_type: what the network predicts: ``epsilon`` (noise), ``v_prediction`` or ``sample`` (x0).
         image_key: key of the images in the batch.
         text_encoder: frozen encoder for the captions under `caption_key`; None for no text condition.
@@ -62,7 +65,12 @@ class ConditionedDiffusionPrepareBatch(DiffusionPrepareBatch):
             raise ValueError(f"prediction_type must be epsilon, v_prediction or sample, got {prediction_type!r}.")
         if prediction_type == "v_prediction" and scheduler is None:
             raise ValueError("prediction_type='v_prediction' needs the scheduler (for its velocity).")
-        if prediction_type == "epsilon" and scheduler is not None and float(scheduler.alphas_cumprod[-1]) == 0.0:
+        self.process: NoiseProcess | None = None if scheduler is None else noise_process(scheduler, prediction_type)
+        if (
+            prediction_type == "epsilon"
+            and isinstance(self.process, VariancePreservingProcess)
+            and self.process.terminal_snr == 0.0
+        ):
             raise ValueError(
                 "the scheduler's schedule has zero terminal SNR (alpha_bar_T = 0), where the noise says nothing about "
                 "the image: set prediction_type to 'v_prediction' (or 'sample'), not 'epsilon'."
@@ -87,12 +95,15 @@ class ConditionedDiffusionPrepareBatch(DiffusionPrepareBatch):
             noise = noise + self.noise_offset * torch.randn(*images.shape[:2], *([1] * (images.ndim - 2))).to(noise)
         return noise
 
+    def get_timesteps(self, images: torch.Tensor) -> torch.Tensor:
+        if self.process is None:
+            return super().get_timesteps(images)
+        return self.process.sample_timesteps(images)
+
     def get_target(self, images: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        if self.prediction_type == "epsilon":
-            return noise
-        if self.prediction_type == "sample":
-            return images
-        return self.scheduler.get_velocity(images, noise, timesteps)  # type: ignore[union-attr]
+        if self.process is not None:
+            return self.process.target(images, noise, timesteps)
+        return noise if self.prediction_type == "epsilon" else images
 
     def get_dropped(self, batch_size: int, device: torch.device | str | None) -> torch.Tensor:
         """Which samples lose their conditions in this batch (a boolean (B,) tensor)."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -11,6 +10,8 @@ from monai.inferers import DiffusionInferer
 from monai.networks.schedulers import Scheduler
 from monai.utils import optional_import
 from torch import nn
+
+from monai_lesiongen.schedulers import noise_process
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
@@ -106,38 +107,6 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         )
         return prediction
 
-    @staticmethod
-    def _step_kwargs(scheduler: Scheduler, parameters: Mapping[str, inspect.Parameter], eta: float) -> dict:
-        """The keyword arguments of `scheduler.step` (whose signature has `parameters`) beyond the model output, the
-        timestep, the sample and the generator."""
-        if eta != 0.0 and "eta" not in parameters:
-            raise ValueError(
-                f"eta={eta} needs a scheduler whose step takes eta (DDIM), got {type(scheduler).__name__}."
-            )
-        return {"eta": eta} if "eta" in parameters else {}
-
-    @staticmethod
-    def _step(
-        scheduler: Scheduler,
-        model_output: torch.Tensor,
-        timestep: int,
-        sample: torch.Tensor,
-        generator: torch.Generator | Sequence[torch.Generator] | None,
-        step_kwargs: dict,
-    ) -> torch.Tensor:
-        """One sampling step; with one generator per image, each image's step noise comes from its own generator."""
-        if generator is None or isinstance(generator, torch.Generator):
-            extra = {} if generator is None else {"generator": generator}
-            return scheduler.step(model_output, timestep, sample, **step_kwargs, **extra)[0]  # type: ignore[operator]
-        return torch.cat(
-            [
-                scheduler.step(  # type: ignore[operator]
-                    model_output[i : i + 1], timestep, sample[i : i + 1], **step_kwargs, generator=image_generator
-                )[0]
-                for i, image_generator in enumerate(generator)
-            ]
-        )
-
     @torch.no_grad()
     def sample(  # type: ignore[override]
         self,
@@ -161,7 +130,8 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         Args:
             input_noise: x_T, the shape of the samples.
             diffusion_model: the denoiser.
-            scheduler: the sampling scheduler (DDPM, DDIM, PNDM, ...); the inferer's own by default.
+            scheduler: the sampling scheduler (DDPM, DDIM, PNDM, `RFlowScheduler`, `DiffusersSolver`); the
+                inferer's own by default.
             num_inference_steps: number of sampling steps; the scheduler's current setting when None.
             conditioning: text context (B, L, D), or None.
             unconditional_conditioning: the null context (B, L, D) for classifier-free guidance.
@@ -181,15 +151,15 @@ class ConditionedDiffusionInferer(DiffusionInferer):
                 scheduler without it, or the generators are not one per image.
         """
         scheduler = scheduler or self.scheduler
-        step_parameters = inspect.signature(scheduler.step).parameters  # type: ignore[arg-type]
-        step_kwargs = self._step_kwargs(scheduler, step_parameters, eta)
-        if "generator" not in step_parameters:
-            generator = None  # a deterministic scheduler (PNDM)
+        process = noise_process(scheduler)
+        process.check_step_arguments(eta)
+        if not process.stochastic:
+            generator = None  # a deterministic scheduler (PNDM, rectified flow's Euler step, the diffusers solvers)
         elif generator is not None and not isinstance(generator, torch.Generator):
             if len(generator) != input_noise.shape[0]:
                 raise ValueError(f"got {len(generator)} generators for a batch of {input_noise.shape[0]}.")
         if num_inference_steps is not None:
-            scheduler.set_timesteps(num_inference_steps, device=input_noise.device)  # type: ignore[operator]
+            process.set_timesteps(num_inference_steps, input_noise.shape, device=input_noise.device)
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             if conditioning is not None and unconditional_conditioning is None:
@@ -207,10 +177,14 @@ class ConditionedDiffusionInferer(DiffusionInferer):
             if class_labels is not None:
                 labels_in = torch.cat([torch.full_like(class_labels, int(null_class_label)), class_labels])  # type: ignore
         sample = input_noise
-        timesteps = scheduler.timesteps
-        progress = tqdm(timesteps, desc="sampling", leave=False) if verbose and has_tqdm else timesteps
-        for index, t in enumerate(progress):
-            t_batch = torch.full((batch_size,), int(t), device=sample.device, dtype=torch.long)
+        timesteps = process.timesteps
+        # rectified flow's continuous timesteps (float16 in MONAI's scheduler) reach the network as float32
+        timestep_dtype = torch.float32 if timesteps.is_floating_point() else torch.long
+        next_timesteps = torch.cat([timesteps[1:], torch.zeros_like(timesteps[:1])])
+        steps = list(zip(timesteps, next_timesteps, strict=True))
+        progress = tqdm(steps, desc="sampling", leave=False) if verbose and has_tqdm else steps
+        for index, (t, next_t) in enumerate(progress):
+            t_batch = torch.full((batch_size,), t.item(), device=sample.device, dtype=timestep_dtype)
             if use_cfg:
                 model_output = self._guided_output(
                     diffusion_model, sample, t_batch, context_in, labels_in, guidance_scale
@@ -219,7 +193,7 @@ class ConditionedDiffusionInferer(DiffusionInferer):
                 model_output = diffusion_model(x=sample, timesteps=t_batch, context=context_in, class_labels=labels_in)
             for term in guidance:
                 model_output = term(model_output, sample, t_batch, scheduler)
-            sample = self._step(scheduler, model_output, int(t), sample, generator, step_kwargs)
+            sample = process.step(model_output, t, next_t, sample, eta=eta, generator=generator)
             if intermediate_callback is not None:
                 intermediate_callback(index, sample)
         return sample

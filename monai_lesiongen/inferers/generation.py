@@ -34,7 +34,8 @@ class ConditionedSampler:
 
     Args:
         inferer: the conditioned inferer.
-        scheduler: the sampling scheduler (DDIM, DDPM, PNDM from `monai.networks.schedulers`).
+        scheduler: the sampling scheduler: DDIM, DDPM, PNDM or `RFlowScheduler` from `monai.networks.schedulers`, or
+            a `DiffusersSolver` (DPM-Solver++, UniPC) on the training schedule.
         sample_shape: (C, H, W) of the denoiser's samples.
         num_inference_steps: sampling steps.
         guidance_scale: classifier-free guidance scale (1 for none).

@@ -5,7 +5,8 @@ target class at the current sample:
 
     eps_guided = eps - s * sqrt(1 - alpha_bar_t) * grad_x log p(y | x_t, t)
 
-which samples from ``p(x_t) p(y | x_t)^s``. It composes with classifier-free guidance: the sampler applies guidance
+which samples from ``p(x_t) p(y | x_t)^s``; with rectified flow, sqrt(1 - alpha_bar_t) is its noise scale t / T
+(`NoiseProcess.guide`). It composes with classifier-free guidance: the sampler applies guidance
 terms to the model output after the conditional/unconditional mix, so "both" is CFG followed by this term.
 """
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from monai_lesiongen.engines.prepare_batch import PredictionType
 from monai_lesiongen.inferers.generation import ConditionedSampler
+from monai_lesiongen.schedulers import noise_process
 
 __all__ = ["GUIDANCE_MODES", "ClassifierGuidance", "ClassifierGuidedSampler", "guidance_settings"]
 
@@ -43,8 +45,8 @@ class ClassifierGuidance:
     """Classifier guidance with a noise-aware classifier, as a `SamplingGuidance` term of the inferer.
 
     The gradient is taken with ``torch.enable_grad()`` inside the sampler's no-grad loop, through the classifier in
-    eval mode; the denoiser gets no gradient. A v-prediction or x0 output is converted to epsilon through the
-    scheduler's alpha_bar_t, guided, and converted back.
+    eval mode; the denoiser gets no gradient. The output is converted to epsilon through the sampling scheduler's
+    noise process (DDPM-like or rectified flow), guided, and converted back.
 
     With a scheduler that clips its x0 estimate (``clip_sample=True``, MONAI's DDIM default), pass the same
     `data_range`: the guided x0 estimate is then clipped here and epsilon re-derived from it. Otherwise a strong
@@ -55,7 +57,8 @@ class ClassifierGuidance:
         classifier: ``classifier(x_t, timesteps) -> logits``, trained on noised samples (`NoisyClassifierLoss`).
         target_labels: the class each sample is steered to (B,); or set per batch with `set_targets`.
         scale: the guidance scale s; 0 turns the term off.
-        prediction_type: what the denoiser predicts: ``epsilon``, ``v_prediction`` or ``sample``.
+        prediction_type: what the denoiser predicts: ``epsilon``, ``v_prediction`` (rectified flow's velocity
+            under an `RFlowScheduler`) or ``sample``.
         data_range: (low, high) to clip the guided x0 estimate to, as the sampling scheduler clips; None for none.
 
     Raises:
@@ -114,28 +117,8 @@ class ClassifierGuidance:
         if self.scale == 0:
             return model_output
         gradient = self.log_probability_gradient(sample, timestep)
-        alpha_bar = scheduler.alphas_cumprod.to(sample.device)[timestep.long()].float()
-        alpha_bar = alpha_bar.view(-1, *([1] * (sample.ndim - 1)))
-        signal, noise = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-        x, output = sample.float(), model_output.float()
-        if self.prediction_type == "v_prediction":
-            eps = signal * output + noise * x
-        elif self.prediction_type == "sample":
-            eps = (x - signal * output) / noise
-        else:
-            eps = output
-        eps = eps - self.scale * noise * gradient
-        original = (x - noise * eps) / signal
-        if self.data_range is not None:
-            original = original.clamp(*self.data_range)
-            eps = (x - signal * original) / noise
-        if self.prediction_type == "v_prediction":
-            guided = signal * eps - noise * original
-        elif self.prediction_type == "sample":
-            guided = original
-        else:
-            guided = eps
-        return guided.to(model_output.dtype)
+        process = noise_process(scheduler, self.prediction_type)
+        return process.guide(model_output, sample, timestep, self.scale * gradient, self.data_range)
 
 
 class ClassifierGuidedSampler(ConditionedSampler):
