@@ -72,6 +72,22 @@ def test_inference_fills_the_requested_skin_type_with_a_manifest(trained_bundle:
     workflow.finalize()
 
 
+def test_rectified_flow_trains_the_induced_classifier_and_guides(tmp_path: Path) -> None:
+    workflow = _workflow(tmp_path, ["train.yaml", "rflow.yaml"], "training", "train")
+    workflow.run()
+    output = workflow.parser.get_parsed_content("train#trainer").state.output[0]
+    assert {"loss_classifier", "loss_classifier_induced"} <= set(output)
+    workflow.finalize()
+    workflow = _workflow(
+        tmp_path, ["train.yaml", "rflow.yaml", "inference.yaml"], "inferring", "infer", num_samples=1,
+        num_inference_steps=2, guidance_mode="both", plan_skin_groups=["lighter"],
+    )  # fmt: skip
+    workflow.run()
+    rows = list(csv.DictReader(open(tmp_path / "outputs" / "synthetic" / "manifest.csv")))
+    assert len(rows) == 7 and {r["guidance_mode"] for r in rows} == {"both"}
+    workflow.finalize()
+
+
 def test_evaluation_reports_per_class_and_per_skin_group(trained_bundle: Path) -> None:
     workflow = _workflow(trained_bundle, ["train.yaml", "evaluate.yaml"], "evaluating", "infer")
     workflow.run()

@@ -50,6 +50,18 @@ def test_train_and_generate_pairs_that_read_back(tmp_path: Path) -> None:
     assert "## Segmentation" in (tmp_path / "outputs" / "report" / "report.md").read_text()
 
 
+def test_rectified_flow_trains_with_the_mask_losses_and_generates_pairs(tmp_path: Path) -> None:
+    workflow = _run(tmp_path, ["train.yaml", "rflow.yaml"], "training", "train")
+    output = workflow.parser.get_parsed_content("train#trainer").state.output[0]
+    assert "loss_mask" in output and float(output["loss_mask"]) > 0
+    _run(
+        tmp_path, ["train.yaml", "rflow.yaml", "inference.yaml"], "inferring", "infer",
+        num_samples=1, num_inference_steps=2, plan_classes=["mel"], plan_fitzpatrick_types=[4],
+    )  # fmt: skip
+    records = read_dataset("isic2018_task1", tmp_path / "outputs" / "synthetic")
+    assert len(records) == 1 and records[0]["mask"]
+
+
 def test_a_dataset_without_masks_is_refused(tmp_path: Path) -> None:
     records = load_records("demo", tmp_path, demo_kwargs={"num_images": 8, "image_size": 16, "progress": False})
     records[2]["mask"] = None
