@@ -20,6 +20,8 @@ any ``--override`` when ``--train`` is given), the bundle's own ``inferring`` ru
         --tag default
     python benchmarks/condition_fidelity.py --bundle lesiongen --train --run_dir runs/lesiongen_h1 --tag h1 \\
         --override prediction_type='"v_prediction"'
+    python benchmarks/condition_fidelity.py --bundle lesiongen --train --run_dir runs/lesiongen_rflow --tag rflow \\
+        --config rflow.yaml
 
 The figures go to ``benchmarks/results/condition_fidelity_<bundle>_<tag>.json``; the judge is trained once per data
 folder and kept beside the JSON files (``--judge_cache``).
@@ -136,6 +138,7 @@ def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -
     classifier, judge_info = judge(args, train, real, y_test)
     column = DIAGNOSIS_COLUMN[args.bundle]
     result: dict[str, Any] = {"bundle": args.bundle, "run_dir": str(args.run_dir), "overrides": args.override}
+    result["configs"] = args.config
     result["train_seconds"] = train_seconds
     result["judge"] = judge_info
     result["recognition"] = score_synthetic_folder(classifier, folder, column, args.image_dim, HAM10000_CLASSES)
@@ -247,6 +250,7 @@ def main() -> None:
     parser.add_argument("--tag", required=True, help="the name of the result file")
     parser.add_argument("--train", action="store_true", help="train first (bundle defaults and --override)")
     parser.add_argument("--override", action="append", default=[], help="key=value (a JSON value), for every runner")
+    parser.add_argument("--config", nargs="*", default=[], help="configs merged after train.yaml, e.g. rflow.yaml")
     parser.add_argument("--dataset", default="demo", help="the reader of the real data the judges train on")
     parser.add_argument("--dataset_dir", default=None, help="default: bundles/<bundle>/data/demo")
     parser.add_argument("--image_dim", type=int, default=32)
@@ -258,7 +262,7 @@ def main() -> None:
     args.dataset_dir = args.dataset_dir or str(ROOT / "bundles" / args.bundle / "data" / "demo")
     train_seconds = None
     if args.train:
-        train_seconds = bundle_command(args.bundle, "training", ["train.yaml"], args.run_dir, args)
+        train_seconds = bundle_command(args.bundle, "training", ["train.yaml", *args.config], args.run_dir, args)
         (args.run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
     elif (args.run_dir / "train_seconds.txt").is_file():
         train_seconds = float((args.run_dir / "train_seconds.txt").read_text())
@@ -266,7 +270,7 @@ def main() -> None:
     # score the first setting's images twice
     folder = args.run_dir / f"fidelity_synthetic_{args.tag}"
     args.override = [*args.override, f"inference_output_dir={json.dumps(str(folder.resolve()))}"]
-    bundle_command(args.bundle, "inferring", ["train.yaml", "inference.yaml"], args.run_dir, args)
+    bundle_command(args.bundle, "inferring", ["train.yaml", *args.config, "inference.yaml"], args.run_dir, args)
     result = score(args, folder, train_seconds)
     print(f"## {args.bundle}: {args.tag}\n")
     print("\n".join(table(result)))
