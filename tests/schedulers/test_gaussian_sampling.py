@@ -70,8 +70,9 @@ def _samplers() -> dict[str, tuple]:
 
 # (mean error in target standard deviations, |std ratio - 1|) allowed at 10 steps; 4096 samples per channel: the
 # Monte-Carlo error is 0.016 sigma on the mean and 0.011 on the std. Measured: the multistep solvers (with Karras'
-# spacing) are within 0.01 sigma and 8% of the std (the stochastic SDE-DPM-Solver++ 13%); first-order DDIM, stochastic DDIM and rectified flow's Euler
-# under-disperse (std ratios 0.90, 0.75, 0.77 on the narrow channel), PNDM's PLMS at 10 steps most (0.65: 0.94 at 50)
+# spacing) are within 0.01 sigma and 8% of the std (the stochastic SDE-DPM-Solver++ 13%); first-order DDIM,
+# stochastic DDIM and rectified flow's Euler under-disperse (std ratios 0.90, 0.75, 0.77 on the narrow channel),
+# PNDM's PLMS at 10 steps most (0.65: 0.94 at 50)
 TOLERANCES = {"ddim": (0.15, 0.15), "ddim_eta1": (0.1, 0.3), "ddim_v": (0.15, 0.15), "pndm": (0.25, 0.4),
               "dpmsolver++": (0.05, 0.1), "dpmsolver++_v": (0.05, 0.1), "unipc": (0.05, 0.1),
               "sde-dpmsolver++": (0.05, 0.15),
