@@ -94,6 +94,7 @@ def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
     assert {r["label"] for r in rows} == {"4", "5"}  # indices in the HAM10000 class list
     assert all("Fitzpatrick skin type" in r["caption"] for r in rows)
     assert {r["eta"] for r in rows} == {str(workflow.parser.get_parsed_content("sampling_eta"))}  # the sampler's eta
+    assert type(workflow.parser.get_parsed_content("sampling_scheduler")).__name__ == "RFlowScheduler"  # the default
     for row in rows:
         image = Image.open(folder / row["file"])
         assert image.size == (16, 16) and image.mode == "RGB"
@@ -182,34 +183,27 @@ def test_latent_configuration_trains_both_stages_and_generates(tmp_path: Path) -
     assert len(images) == 1 and Image.open(images[0]).size == (16, 16)  # decoded back to pixels
 
 
-def test_dpm_solver_samples_the_ddpm_trained_model(trained_bundle: Path) -> None:
-    folder = trained_bundle / "outputs" / "synthetic_dpm"
+def test_ddpm_configuration_trains_and_samples_with_ddim_and_dpm_solver(tmp_path: Path) -> None:
+    workflow = _workflow(tmp_path, ["train.yaml", "ddpm.yaml"], "training", "train")
+    assert type(workflow.parser.get_parsed_content("scheduler")).__name__ == "DDPMScheduler"
+    workflow.run()
+    workflow.finalize()
+    configs = ["train.yaml", "ddpm.yaml", "inference.yaml"]
+    plan = {"num_samples": 1, "num_inference_steps": 3, "plan_classes": ["bcc"], "plan_fitzpatrick_types": [5]}
+    workflow = _workflow(tmp_path, configs, "inferring", "infer", **plan)
+    workflow.run()
+    rows = list(csv.DictReader(open(tmp_path / "outputs" / "synthetic" / "manifest.csv")))
+    assert len(rows) == 1 and rows[0]["eta"] == "1.0"  # stochastic DDIM, as ddpm.yaml sets it
+    workflow.finalize()
+    folder = tmp_path / "outputs" / "synthetic_dpm"
     solver = {"_target_": "monai_lesiongen.schedulers.DiffusersSolver", "training_scheduler": "@scheduler",
-              "solver": "dpmsolver++", "clip_sample": True}  # fmt: skip
+              "solver": "sde-dpmsolver++", "clip_sample": True}  # fmt: skip
     workflow = _workflow(
-        trained_bundle, ["train.yaml", "inference.yaml"], "inferring", "infer", num_samples=1,
-        num_inference_steps=3, plan_classes=["bcc"], plan_fitzpatrick_types=[5], sampling_scheduler=solver,
-        sampling_eta=0.0, inference_output_dir=str(folder),
+        tmp_path, configs, "inferring", "infer", **plan, sampling_scheduler=solver, sampling_eta=0.0,
+        inference_output_dir=str(folder),
     )  # fmt: skip
     workflow.run()
     assert len(workflow.parser.get_parsed_content("sampling_scheduler").timesteps) == 3
     rows = list(csv.DictReader(open(folder / "manifest.csv")))
     assert len(rows) == 1 and Image.open(folder / rows[0]["file"]).size == (16, 16)
-    workflow.finalize()
-
-
-def test_rectified_flow_configuration_trains_and_generates(tmp_path: Path) -> None:
-    workflow = _workflow(tmp_path, ["train.yaml", "rflow.yaml"], "training", "train")
-    assert type(workflow.parser.get_parsed_content("scheduler")).__name__ == "RFlowScheduler"
-    workflow.run()
-    losses = workflow.parser.get_parsed_content("train#trainer").state.output
-    assert torch.isfinite(torch.as_tensor(losses[0]["loss"]))
-    workflow.finalize()
-    workflow = _workflow(
-        tmp_path, ["train.yaml", "rflow.yaml", "inference.yaml"], "inferring", "infer",
-        num_samples=1, num_inference_steps=2, plan_classes=["nv"], plan_fitzpatrick_types=[1],
-    )  # fmt: skip
-    workflow.run()
-    rows = list(csv.DictReader(open(tmp_path / "outputs" / "synthetic" / "manifest.csv")))
-    assert len(rows) == 1 and rows[0]["eta"] == "0.0"
     workflow.finalize()

@@ -1,7 +1,8 @@
 """A short training with a bundle's own noise schedule and prediction type yields samples whose colour follows the
 condition, through the text path (lesiongen) and the class path (classndiff), judged on the pixels. The classndiff
-defaults (v-prediction on a zero-terminal-SNR schedule since issue 14) do; epsilon prediction on the scaled-linear
-schedule does not (strict xfail: the test fails once it does, and the mark is then removed).
+defaults (v-prediction on a zero-terminal-SNR schedule since issue 14) and rectified flow (lesiongen's default since
+issue 15) do; epsilon prediction on the scaled-linear schedule does not (strict xfail: the test fails once it does,
+and the mark is then removed).
 
 The toy set is what decides the skin type in the demo images: a global colour set by the condition, under a lesion
 placed at random. With the scaled-linear schedule and epsilon prediction (the defaults until issue 14), sampling
@@ -51,11 +52,13 @@ ZERO_TERMINAL_SNR: dict[str, object] = {
 (its default since), and lesiongen's only with the skin type as a class condition beside the caption."""
 
 
-def _bundle_schedulers(bundle: str, overrides: dict[str, object]) -> tuple[str, object, object, float]:
-    """The bundle's prediction type, training and sampling schedulers and noise offset, as its train.yaml defines
-    them."""
+def _bundle_schedulers(
+    bundle: str, overrides: dict[str, object], extra_configs: tuple[str, ...] = ()
+) -> tuple[str, object, object, float]:
+    """The bundle's prediction type, training and sampling schedulers and noise offset, as its train.yaml (and the
+    `extra_configs` merged after it) define them."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLES / bundle / "configs" / "train.yaml"))
+    parser.read_config([str(BUNDLES / bundle / "configs" / name) for name in ("train.yaml", *extra_configs)])
     for key, value in overrides.items():
         parser[key] = value
     return (
@@ -71,7 +74,10 @@ EPSILON: dict[str, object] = {
     "scheduler#schedule": "scaled_linear_beta",
     "sampling_scheduler#schedule": "scaled_linear_beta",
 }
-"""The settings the bundles had before issue 14 (lesiongen's and skindualgen's defaults still)."""
+"""The settings the bundles had before issue 14 (skindualgen's default still)."""
+
+DDPM = ("ddpm.yaml",)
+"""lesiongen's DDPM configuration (its default until issue 15, now rectified flow)."""
 
 EPSILON_DOES_NOT_FOLLOW = pytest.mark.xfail(
     strict=True, reason="issue 14: with epsilon on scaled_linear_beta the sample colour comes from the starting noise"
@@ -83,23 +89,27 @@ OFFSET_TOO_SMALL_AT_8PX = pytest.mark.xfail(
 
 
 @pytest.mark.parametrize(
-    "bundle, path, overrides",
+    "bundle, path, overrides, configs",
     [
-        pytest.param("lesiongen", "text", EPSILON, marks=EPSILON_DOES_NOT_FOLLOW, id="lesiongen-epsilon"),
-        pytest.param("classndiff", "class", EPSILON, marks=EPSILON_DOES_NOT_FOLLOW, id="classndiff-epsilon"),
-        pytest.param("lesiongen", "text", ZERO_TERMINAL_SNR, id="lesiongen-zero-snr"),
-        pytest.param("classndiff", "class", {}, id="classndiff-defaults"),
-        # lesiongen's skin type travels by its class embedding, on epsilon with offset noise 0.1: on the 32 px demo
-        # data it follows (ITA match 0.88, benchmarks/RESULTS.md H5); on this 8x8 set the mean of x_T (std 1/8)
+        pytest.param("lesiongen", "text", EPSILON, DDPM, marks=EPSILON_DOES_NOT_FOLLOW, id="lesiongen-epsilon"),
+        pytest.param("classndiff", "class", EPSILON, (), marks=EPSILON_DOES_NOT_FOLLOW, id="classndiff-epsilon"),
+        pytest.param("lesiongen", "text", ZERO_TERMINAL_SNR, DDPM, id="lesiongen-zero-snr"),
+        pytest.param("classndiff", "class", {}, (), id="classndiff-defaults"),
+        # lesiongen's DDPM skin type travels by its class embedding, on epsilon with offset noise 0.1: on the 32 px
+        # demo data it follows (ITA match 0.88, benchmarks/RESULTS.md H5); on this 8x8 set the mean of x_T (std 1/8)
         # outweighs an offset of 0.1, and the darker colour stays 0.35 off
-        pytest.param("lesiongen", "class", {}, marks=OFFSET_TOO_SMALL_AT_8PX, id="lesiongen-defaults-skin-class"),
+        pytest.param("lesiongen", "class", {}, DDPM, marks=OFFSET_TOO_SMALL_AT_8PX, id="lesiongen-ddpm-skin-class"),
+        # rectified flow (lesiongen's default since issue 15; rflow.yaml in the others) starts from pure noise
+        pytest.param("lesiongen", "text", {}, (), id="lesiongen-defaults-text"),
+        pytest.param("lesiongen", "class", {}, (), id="lesiongen-defaults-skin-class"),
+        pytest.param("classndiff", "class", {}, ("rflow.yaml",), id="classndiff-rflow"),
     ],
 )
 def test_samples_follow_the_condition_colour(
-    tiny_denoiser, text_encoder, bundle: str, path: str, overrides: dict[str, object]
+    tiny_denoiser, text_encoder, bundle: str, path: str, overrides: dict[str, object], configs: tuple[str, ...]
 ) -> None:
     set_determinism(1)
-    prediction_type, scheduler, sampling_scheduler, noise_offset = _bundle_schedulers(bundle, overrides)
+    prediction_type, scheduler, sampling_scheduler, noise_offset = _bundle_schedulers(bundle, overrides, configs)
     text = path == "text"
     network = tiny_denoiser(cross_attention_dim=text_encoder.hidden_size if text else None,
                             num_classes=None if text else 2, seed=1)  # fmt: skip
