@@ -48,12 +48,15 @@ __all__ = [
 
 _MIB = 2**20
 BUNDLE_CONFIG = Path(__file__).resolve().parents[1] / "bundles" / "lesiongen" / "configs" / "train.yaml"
+# the DDPM schedules (DDPM for training, DDIM for sampling) the speed benchmarks time: lesiongen's configs/ddpm.yaml
+DDPM_CONFIG = BUNDLE_CONFIG.with_name("ddpm.yaml")
 # the hidden size of the bundle's default text encoder (all-MiniLM-L6-v2), the denoiser's cross_attention_dim
 MINILM_WIDTH = 384
 
 
-def bundle_defaults(config_path: Path = BUNDLE_CONFIG) -> dict[str, Any]:
-    """The default denoiser and schedules of a bundle config, read from its YAML without building the bundle.
+def bundle_defaults(config_path: Path = BUNDLE_CONFIG, schedules_path: Path | None = DDPM_CONFIG) -> dict[str, Any]:
+    """The default denoiser of a bundle config and the schedules of `schedules_path` merged over it (lesiongen's
+    DDPM ones by default), read from the YAML without building the bundle.
 
     Returns:
         ``network``: `ConditionedDiffusionUNet` arguments (``cross_attention_dim`` is the MiniLM width, which the
@@ -64,6 +67,8 @@ def bundle_defaults(config_path: Path = BUNDLE_CONFIG) -> dict[str, Any]:
         KeyError: when the config lacks one of those keys (the message names it and the file).
     """
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    if schedules_path is not None:
+        config.update(yaml.safe_load(schedules_path.read_text(encoding="utf-8")))
 
     def resolve(value: Any) -> Any:
         if isinstance(value, str) and value.startswith("@") and value[1:] in config:

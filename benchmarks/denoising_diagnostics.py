@@ -11,7 +11,7 @@ printed beside):
    requested (eta, steps) setting; the high-frequency energy of the final samples. Samples noisier than the one-step
    estimates say the sampler's trajectory, not the network, puts the noise there.
 
-    python benchmarks/denoising_diagnostics.py --bundle lesiongen --run_dir /tmp/runs/lg_e20 \\
+    python benchmarks/denoising_diagnostics.py --bundle lesiongen --config ddpm.yaml --run_dir /tmp/runs/lg_e20 \\
         --dataset_dir /tmp/runs/demo --settings 0:25 0:100 0.5:25 1:25 1:50 \\
         --output benchmarks/results/denoising_diagnostics_lesiongen.json
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from monai.bundle import ConfigParser
 from torch import nn
 
 from monai_lesiongen.bundle import load_network_weights
-from monai_lesiongen.engines import predict_original_sample
+from monai_lesiongen.schedulers import noise_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMESTEPS = (0, 10, 25, 50, 100, 200, 300, 500, 700, 900)
@@ -40,11 +41,14 @@ def high_frequency(images: torch.Tensor) -> float:
     return float((images - F.avg_pool2d(images, 3, 1, 1, count_include_pad=False)).std())
 
 
-def load_run(bundle: str, run_dir: Path, dataset_dir: Path, checkpoint: str) -> tuple[ConfigParser, nn.Module]:
-    """The bundle's training and inference configs for the run, and its network with `checkpoint` loaded."""
+def load_run(
+    bundle: str, run_dir: Path, dataset_dir: Path, checkpoint: str, extra_configs: Sequence[str] = ()
+) -> tuple[ConfigParser, nn.Module]:
+    """The bundle's training (with `extra_configs`, e.g. ``ddpm.yaml``) and inference configs for the run, and its
+    network with `checkpoint` loaded."""
     configs = ROOT / "bundles" / bundle / "configs"
     parser = ConfigParser()
-    parser.read_config([str(configs / "train.yaml"), str(configs / "inference.yaml")])
+    parser.read_config([str(configs / name) for name in ("train.yaml", *extra_configs, "inference.yaml")])
     parser.update({"bundle_root": str(configs.parent), "output_dir": str(run_dir), "dataset_dir": str(dataset_dir)})
     network = parser.get_parsed_content("network")
     load_network_weights(network, run_dir / "checkpoints" / checkpoint, torch.device("cpu"))
@@ -58,7 +62,7 @@ def one_step(parser: ConfigParser, network: nn.Module, num_images: int, seed: in
     loader = parser.get_parsed_content("train#dataloader")
     prepare_batch = parser.get_parsed_content("train#prepare_batch")
     prepare_batch.condition_dropout = 0.0
-    scheduler = parser.get_parsed_content("scheduler")
+    process = noise_process(parser.get_parsed_content("scheduler"), parser.get_parsed_content("prediction_type"))
     batches, count = [], 0
     for batch in loader:
         batches.append(batch)
@@ -72,18 +76,18 @@ def one_step(parser: ConfigParser, network: nn.Module, num_images: int, seed: in
         for t in TIMESTEPS:
             noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed + t))
             timesteps = torch.full((images.shape[0],), t, dtype=torch.long)
-            noisy = scheduler.add_noise(images, noise, timesteps)
+            noisy = process.add_noise(images, noise, timesteps)
             output = network(
                 noisy, timesteps, context=conditions.get("condition"), class_labels=conditions.get("class_labels")
             )
-            alpha = scheduler.alphas_cumprod[t]
-            estimate = predict_original_sample(scheduler, parser["prediction_type"], output, noisy, timesteps)
-            predicted_noise = (noisy - alpha.sqrt() * estimate) / (1 - alpha).sqrt()
+            estimate = process.original_sample(output, noisy, timesteps)
+            predicted_noise = process.noise_estimate(output, noisy, timesteps)
+            noise_level = float(process.coefficients(timesteps[:1], 4)[1])
             estimate = estimate.clamp(-1, 1)
             rows.append(
                 {
                     "timestep": t,
-                    "noise_level": float((1 - alpha).sqrt()),
+                    "noise_level": noise_level,
                     "noise_mse": float(F.mse_loss(predicted_noise, noise)),
                     "noise_norm_ratio": float(predicted_noise.norm() / noise.norm()),
                     "x0_mse": float(F.mse_loss(estimate, images)),
@@ -127,12 +131,13 @@ def main() -> None:
     parser.add_argument("--run_dir", type=Path, required=True)
     parser.add_argument("--dataset_dir", type=Path, required=True)
     parser.add_argument("--checkpoint", default="model_best.pt", help="a weights file in the run's checkpoints/")
+    parser.add_argument("--config", nargs="*", default=[], help="configs after train.yaml, e.g. ddpm.yaml")
     parser.add_argument("--settings", nargs="+", default=["0:25", "1:25"], help="eta:steps of each sampling run")
     parser.add_argument("--images", type=int, default=32, help="real images for the one-step measurement")
     parser.add_argument("--rows", type=int, default=14, help="plan rows (one image each) per sampling run")
     parser.add_argument("--output", type=Path, default=None, help="a JSON file for the figures")
     args = parser.parse_args()
-    config, network = load_run(args.bundle, args.run_dir, args.dataset_dir, args.checkpoint)
+    config, network = load_run(args.bundle, args.run_dir, args.dataset_dir, args.checkpoint, args.config)
     settings = [(float(eta), int(steps)) for eta, _, steps in (s.partition(":") for s in args.settings)]
     result = {"run_dir": str(args.run_dir), "checkpoint": args.checkpoint}
     result.update(one_step(config, network, args.images, seed=0))

@@ -67,6 +67,7 @@ def _two_class_images(count: int = 64) -> list[dict]:
 
 
 def _trainer(network, max_epochs: int, scheduler, weighting: str = "none", handlers=(), lr: float = 2e-3):
+    prediction_type = str(getattr(scheduler, "prediction_type", "epsilon"))  # rectified flow: its velocity
     loader = DataLoader(_two_class_images(), batch_size=16, shuffle=True)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     trainer = SupervisedTrainer(
@@ -77,8 +78,10 @@ def _trainer(network, max_epochs: int, scheduler, weighting: str = "none", handl
         optimizer=optimizer,
         loss_function=torch.nn.MSELoss(reduction="none"),
         inferer=ConditionedDiffusionInferer(scheduler),
-        prepare_batch=ConditionedDiffusionPrepareBatch(100, scheduler, class_key="label", num_classes=2),
-        iteration_update=DiffusionTrainingStep(scheduler, loss_weighting=weighting),  # type: ignore[arg-type]
+        prepare_batch=ConditionedDiffusionPrepareBatch(
+            100, scheduler, prediction_type=prediction_type, class_key="label", num_classes=2
+        ),
+        iteration_update=DiffusionTrainingStep(scheduler, prediction_type=prediction_type, loss_weighting=weighting),
         train_handlers=list(handlers),
     )
     losses: list[float] = []

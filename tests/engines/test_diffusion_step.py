@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.networks.schedulers import DDPMScheduler
+from monai.networks.schedulers import DDPMScheduler, RFlowScheduler
 from monai.utils import set_determinism
 
 from monai_lesiongen.engines import (
@@ -22,6 +22,17 @@ def test_short_training_lowers_the_loss(tiny_denoiser, make_trainer, weighting: 
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert last < 0.7 * first, (first, last)
     assert "loss_diffusion" in trainer.state.output[0]
+    set_determinism(None)
+
+
+@pytest.mark.parametrize("weighting", ["none", "min_snr"])
+def test_short_rectified_flow_training_lowers_the_loss(tiny_denoiser, make_trainer, weighting: str) -> None:
+    set_determinism(0)
+    scheduler = RFlowScheduler(100, use_discrete_timesteps=False, sample_method="logit-normal")
+    trainer, _, losses = make_trainer(tiny_denoiser(num_classes=2), 15, scheduler, weighting)
+    trainer.run()
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.7 * first, (first, last)
     set_determinism(None)
 
 
