@@ -164,6 +164,7 @@ class ClassifierInducedLoss:
         self.update_classifier = update_classifier
         self.weighting = weighting
         self.scheduler = scheduler
+        self.process = None if scheduler is None else noise_process(scheduler)
         self.name = name
 
     def selected(self, state: DiffusionStepState) -> torch.Tensor:
@@ -199,8 +200,8 @@ class ClassifierInducedLoss:
         estimate = state.original_estimate[keep].float().clamp(*self.data_range)
         self.classifier.train()
         per_sample = F.cross_entropy(self.classify(estimate).float(), labels, reduction="none")
-        if self.weighting == "alpha_bar" and self.scheduler is not None:
-            weights = noise_process(self.scheduler).signal_fraction(state.timesteps[keep].to(per_sample.device))
+        if self.weighting == "alpha_bar" and self.process is not None:
+            weights = self.process.signal_fraction(state.timesteps[keep].to(per_sample.device))
             per_sample = per_sample * weights
         return self.weight * per_sample.mean()
 
@@ -233,6 +234,7 @@ class NoisyClassificationPrepareBatch:
         include_clean: bool = True,
     ) -> None:
         self.scheduler = scheduler
+        self.process = noise_process(scheduler)
         self.num_train_timesteps = num_train_timesteps
         self.image_key = image_key
         self.label_key = label_key
@@ -241,7 +243,7 @@ class NoisyClassificationPrepareBatch:
 
     def get_timesteps(self, images: torch.Tensor) -> torch.Tensor:
         """The training scheduler's timestep draw (uniform integers for DDPM; rectified flow's own)."""
-        return noise_process(self.scheduler).sample_timesteps(images)
+        return self.process.sample_timesteps(images)
 
     def __call__(
         self,

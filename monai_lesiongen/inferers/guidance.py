@@ -22,7 +22,7 @@ from torch import nn
 
 from monai_lesiongen.engines.prepare_batch import PredictionType
 from monai_lesiongen.inferers.generation import ConditionedSampler
-from monai_lesiongen.schedulers import noise_process
+from monai_lesiongen.schedulers import NoiseProcess, noise_process
 
 __all__ = ["GUIDANCE_MODES", "ClassifierGuidance", "ClassifierGuidedSampler", "guidance_settings"]
 
@@ -84,6 +84,7 @@ class ClassifierGuidance:
         self.scale = scale
         self.prediction_type = prediction_type
         self.target_labels: torch.Tensor | None = None
+        self._process: NoiseProcess | None = None
         if target_labels is not None:
             self.set_targets(target_labels)
 
@@ -117,8 +118,9 @@ class ClassifierGuidance:
         if self.scale == 0:
             return model_output
         gradient = self.log_probability_gradient(sample, timestep)
-        process = noise_process(scheduler, self.prediction_type)
-        return process.guide(model_output, sample, timestep, self.scale * gradient, self.data_range)
+        if self._process is None or self._process.scheduler is not scheduler:
+            self._process = noise_process(scheduler, self.prediction_type)  # once per sampling scheduler
+        return self._process.guide(model_output, sample, timestep, self.scale * gradient, self.data_range)
 
 
 class ClassifierGuidedSampler(ConditionedSampler):
