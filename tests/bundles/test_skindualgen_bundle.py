@@ -28,6 +28,9 @@ def test_train_and_generate_pairs_that_read_back(tmp_path: Path) -> None:
     assert workflow.check_properties() in (None, [])
     network = workflow.parser.get_parsed_content("network")
     assert network.in_channels == 4 and network.out_channels == 4
+    assert type(workflow.parser.get_parsed_content("scheduler")).__name__ == "RFlowScheduler"  # the default
+    output = workflow.parser.get_parsed_content("train#trainer").state.output[0]
+    assert "loss_mask" in output and float(output["loss_mask"]) > 0  # the mask losses under rectified flow
     assert (tmp_path / "outputs" / "checkpoints" / "model_ema.pt").is_file()
     assert (tmp_path / "outputs" / "checkpoints" / "model_best.pt").is_file()  # what inference loads
     assert (tmp_path / "outputs" / "samples" / "samples_epoch=1.png").is_file()
@@ -50,12 +53,13 @@ def test_train_and_generate_pairs_that_read_back(tmp_path: Path) -> None:
     assert "## Segmentation" in (tmp_path / "outputs" / "report" / "report.md").read_text()
 
 
-def test_rectified_flow_trains_with_the_mask_losses_and_generates_pairs(tmp_path: Path) -> None:
-    workflow = _run(tmp_path, ["train.yaml", "rflow.yaml"], "training", "train")
+def test_ddpm_configuration_trains_with_the_mask_losses_and_generates_pairs(tmp_path: Path) -> None:
+    workflow = _run(tmp_path, ["train.yaml", "ddpm.yaml"], "training", "train")
+    assert type(workflow.parser.get_parsed_content("scheduler")).__name__ == "DDPMScheduler"
     output = workflow.parser.get_parsed_content("train#trainer").state.output[0]
     assert "loss_mask" in output and float(output["loss_mask"]) > 0
     _run(
-        tmp_path, ["train.yaml", "rflow.yaml", "inference.yaml"], "inferring", "infer",
+        tmp_path, ["train.yaml", "ddpm.yaml", "inference.yaml"], "inferring", "infer",
         num_samples=1, num_inference_steps=2, plan_classes=["mel"], plan_fitzpatrick_types=[4],
     )  # fmt: skip
     records = read_dataset("isic2018_task1", tmp_path / "outputs" / "synthetic")
