@@ -154,7 +154,7 @@ class ConditionedDiffusionInferer(DiffusionInferer):
         process = noise_process(scheduler)
         process.check_step_arguments(eta)
         if not process.stochastic:
-            generator = None  # a deterministic scheduler (PNDM, rectified flow's Euler step, the diffusers solvers)
+            generator = None  # a deterministic scheduler (PNDM, rectified flow's Euler step)
         elif generator is not None and not isinstance(generator, torch.Generator):
             if len(generator) != input_noise.shape[0]:
                 raise ValueError(f"got {len(generator)} generators for a batch of {input_noise.shape[0]}.")
