@@ -13,6 +13,7 @@ to the schedulers themselves.
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -56,8 +57,9 @@ class NoiseProcess(ABC):
         """(a_t, s_t) of ``x_t = a_t x0 + s_t eps``, each (B, 1, ...) for samples with `ndim` dimensions."""
 
     @abstractmethod
-    def output_coefficients(self, timesteps: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(p_t, q_t) of the network's output ``p_t x0 + q_t eps`` in this process's prediction type."""
+    def output_coefficients(self, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_t, q_t) of the network's output ``p_t x0 + q_t eps`` in this process's prediction type, from the
+        (a_t, s_t) of `coefficients`."""
 
     @abstractmethod
     def target(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -76,7 +78,7 @@ class NoiseProcess(ABC):
         self, model_output: torch.Tensor, noisy: torch.Tensor, timesteps: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         a, s = self.coefficients(timesteps, noisy.ndim)
-        p, q = self.output_coefficients(timesteps, noisy.ndim)
+        p, q = self.output_coefficients(a, s)
         determinant = a * q - s * p
         original = (q * noisy - s * model_output) / determinant
         noise = (a * model_output - p * noisy) / determinant
@@ -92,7 +94,7 @@ class NoiseProcess(ABC):
 
     def model_output(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """The network output, in this prediction type, of the estimates (x0, eps)."""
-        p, q = self.output_coefficients(timesteps, original.ndim)
+        p, q = self.output_coefficients(*self.coefficients(timesteps, original.ndim))
         return p * original + q * noise
 
     def snr(self, timesteps: torch.Tensor) -> torch.Tensor:
@@ -114,7 +116,7 @@ class NoiseProcess(ABC):
         1/(SNR + 1) for v-prediction, s_t^2 for the flow velocity.
         """
         a, s = self.coefficients(timesteps, 1)
-        p, q = self.output_coefficients(timesteps, 1)
+        p, q = self.output_coefficients(a, s)
         factor = s / (a * q - s * p)
         return torch.clamp(a**2 / s**2, max=gamma) * factor**2
 
@@ -217,8 +219,7 @@ class VariancePreservingProcess(NoiseProcess):
         alpha_bar = _per_sample(alpha_bar, ndim)
         return alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
 
-    def output_coefficients(self, timesteps: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a, s = self.coefficients(timesteps, ndim)
+    def output_coefficients(self, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.prediction_type == "epsilon":
             return torch.zeros_like(a), torch.ones_like(a)
         if self.prediction_type == "sample":
@@ -254,8 +255,8 @@ class RectifiedFlowProcess(NoiseProcess):
         s = _per_sample(timesteps, ndim) / self.num_train_timesteps
         return 1 - s, s
 
-    def output_coefficients(self, timesteps: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ones = torch.ones_like(_per_sample(timesteps, ndim))
+    def output_coefficients(self, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ones = torch.ones_like(a)
         return ones, -ones
 
     def target(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -268,9 +269,7 @@ class RectifiedFlowProcess(NoiseProcess):
     def set_timesteps(
         self, num_inference_steps: int, sample_shape: Sequence[int], device: torch.device | str | None = None
     ) -> None:
-        numel = 1
-        for size in sample_shape[2:]:
-            numel *= int(size)
+        numel = math.prod(int(size) for size in sample_shape[2:])
         self.scheduler.set_timesteps(  # type: ignore[operator]
             num_inference_steps, device=device, input_img_size_numel=numel
         )
