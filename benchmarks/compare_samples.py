@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from monai_lesiongen.engines.downstream_data import load_image_tensors, read_manifest
+from monai_lesiongen.evaluation.downstream_data import load_image_tensors, read_manifest
 from monai_lesiongen.utils.image_grid import save_image_grid
 
 

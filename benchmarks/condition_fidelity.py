@@ -44,14 +44,14 @@ import torch
 from conditional_accuracy import score_synthetic_folder
 
 from monai_lesiongen.data import HAM10000_CLASSES, estimate_ita, load_split, require_masks
-from monai_lesiongen.engines.downstream import default_classifier, predict, train_classifier
-from monai_lesiongen.engines.downstream_data import (
+from monai_lesiongen.evaluation.downstream import default_classifier, predict, train_classifier
+from monai_lesiongen.evaluation.downstream_data import (
     load_image_tensors,
     load_mask_tensors,
     read_manifest,
     requested_fitzpatrick,
 )
-from monai_lesiongen.engines.downstream_segmentation import predict_masks, train_segmenter
+from monai_lesiongen.evaluation.downstream_segmentation import predict_masks, train_segmenter
 from monai_lesiongen.metrics.fairness import balanced_accuracy, dice_score
 from monai_lesiongen.metrics.feature_extractors import ClassifierFeatureExtractor, extract_features
 from monai_lesiongen.metrics.generative import frechet_distance, kernel_inception_distance

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from monai_lesiongen.data import HAM10000_CLASSES, load_split
-from monai_lesiongen.engines.downstream import predict, train_classifier
-from monai_lesiongen.engines.downstream_data import (
+from monai_lesiongen.evaluation.downstream import predict, train_classifier
+from monai_lesiongen.evaluation.downstream_data import (
     fitzpatrick_types,
     load_image_tensors,
     read_manifest,

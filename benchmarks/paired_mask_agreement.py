@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from monai_lesiongen.data import HAM10000_CLASSES, load_split, require_masks
-from monai_lesiongen.engines.downstream_data import load_image_tensors, load_mask_tensors, read_manifest
-from monai_lesiongen.engines.downstream_segmentation import evaluate_segmentation, predict_masks, train_segmenter
+from monai_lesiongen.evaluation.downstream_data import load_image_tensors, load_mask_tensors, read_manifest
+from monai_lesiongen.evaluation.downstream_segmentation import evaluate_segmentation, predict_masks, train_segmenter
 from monai_lesiongen.metrics.fairness import dice_score
 
 

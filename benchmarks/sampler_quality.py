@@ -38,7 +38,7 @@ from monai.bundle import ConfigParser
 from monai.utils import set_determinism
 
 from monai_lesiongen.data import HAM10000_CLASSES, load_split
-from monai_lesiongen.engines.downstream_data import load_image_tensors, read_manifest
+from monai_lesiongen.evaluation.downstream_data import load_image_tensors, read_manifest
 from monai_lesiongen.metrics.feature_extractors import ClassifierFeatureExtractor, extract_features
 from monai_lesiongen.metrics.generative import frechet_distance, kernel_inception_distance
 

@@ -1,38 +1,16 @@
+"""What drives training: the prepare-batches and the training step of conditioned diffusion models."""
+
 from __future__ import annotations
 
-from .autoencoder_loss import AutoencoderKLLoss
-from .classifier_losses import ClassifierInducedLoss, NoisyClassificationPrepareBatch, NoisyClassifierLoss
-from .diffusion_step import (
-    AuxiliaryLoss,
-    DiffusionStepState,
-    DiffusionTrainingStep,
-    predict_original_sample,
-    snr_weights,
-)
-from .downstream import compare_training_sets, train_classifier
-from .downstream_segmentation import compare_segmentation, train_segmenter
-from .evaluation_workflow import SyntheticDataEvaluation
-from .mask_losses import MaskConsistencyLoss, PairedMaskLoss, mask_probability
+from .classifier_prepare_batch import NoisyClassificationPrepareBatch
+from .diffusion_step import DiffusionTrainingStep, predict_original_sample, snr_weights
 from .prepare_batch import ConditionedDiffusionPrepareBatch, PredictionType
 
 __all__ = [
-    "AutoencoderKLLoss",
-    "AuxiliaryLoss",
-    "ClassifierInducedLoss",
     "ConditionedDiffusionPrepareBatch",
-    "DiffusionStepState",
     "DiffusionTrainingStep",
-    "MaskConsistencyLoss",
     "NoisyClassificationPrepareBatch",
-    "NoisyClassifierLoss",
-    "PairedMaskLoss",
     "PredictionType",
-    "SyntheticDataEvaluation",
-    "compare_segmentation",
-    "compare_training_sets",
-    "mask_probability",
     "predict_original_sample",
     "snr_weights",
-    "train_classifier",
-    "train_segmenter",
 ]

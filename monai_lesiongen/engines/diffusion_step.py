@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from monai.engines.utils import IterationEvents
@@ -12,14 +11,13 @@ from monai.networks.schedulers import Scheduler
 from monai.utils import CommonKeys as Keys
 
 from monai_lesiongen.engines.prepare_batch import PredictionType
+from monai_lesiongen.losses.auxiliary import AuxiliaryLoss, DiffusionStepState
 from monai_lesiongen.schedulers import noise_process
 
 if TYPE_CHECKING:
     from monai.engines import SupervisedTrainer
 
 __all__ = [
-    "AuxiliaryLoss",
-    "DiffusionStepState",
     "DiffusionTrainingStep",
     "predict_original_sample",
     "snr_weights",
@@ -45,42 +43,6 @@ def snr_weights(
 ) -> torch.Tensor:
     """Min-SNR-gamma loss weights per sample (Hang et al. 2023), for the given prediction type."""
     return noise_process(scheduler, prediction_type).min_snr_weights(timesteps, gamma)
-
-
-@dataclass
-class DiffusionStepState:
-    """What an auxiliary loss can see of one training step.
-
-    Attributes:
-        inputs: the clean samples x0.
-        noisy: the noised samples x_t.
-        noise: the noise added.
-        timesteps: the timesteps t (B,).
-        prediction: the network output at (x_t, t).
-        original_estimate: the model's estimate of x0 (differentiable in the network's parameters).
-        conditions: the condition keyword arguments the network received.
-        batchdata: the batch as the data loader gave it (labels, masks, metadata).
-        network: the trained network.
-    """
-
-    inputs: torch.Tensor
-    noisy: torch.Tensor
-    noise: torch.Tensor
-    timesteps: torch.Tensor
-    prediction: torch.Tensor
-    original_estimate: torch.Tensor
-    conditions: dict[str, Any]
-    batchdata: Any
-    network: torch.nn.Module
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-class AuxiliaryLoss(Protocol):
-    """A loss term added to the diffusion loss (classifier loss, mask Dice, ...); `name` labels it in the logs."""
-
-    name: str
-
-    def __call__(self, state: DiffusionStepState) -> torch.Tensor: ...
 
 
 class DiffusionTrainingStep:

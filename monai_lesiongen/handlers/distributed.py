@@ -13,7 +13,7 @@ import torch.distributed as dist
 from monai.utils import IgniteInfo, min_version, optional_import
 from torch import nn
 
-from monai_lesiongen.handlers.checkpoint import RandomStates
+from monai_lesiongen.handlers.random_states import RandomStates
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch import nn
 
-from monai_lesiongen.engines.downstream import predict
-from monai_lesiongen.engines.downstream_data import fitzpatrick_types, requested_fitzpatrick, skin_type_groups
-from monai_lesiongen.handlers.checkpoint import AtomicDiskSaver
+from monai_lesiongen.evaluation.downstream import predict
+from monai_lesiongen.evaluation.downstream_data import fitzpatrick_types, requested_fitzpatrick, skin_type_groups
+from monai_lesiongen.handlers.checkpoint_saver import AtomicDiskSaver
 from monai_lesiongen.metrics.fairness import balanced_accuracy
 
 if TYPE_CHECKING:

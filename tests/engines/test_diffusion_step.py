@@ -5,11 +5,8 @@ import torch
 from monai.networks.schedulers import DDPMScheduler, RFlowScheduler
 from monai.utils import set_determinism
 
-from monai_lesiongen.engines import (
-    DiffusionStepState,
-    predict_original_sample,
-    snr_weights,
-)
+from monai_lesiongen.engines import predict_original_sample, snr_weights
+from monai_lesiongen.losses import DiffusionStepState
 
 
 @pytest.mark.parametrize("weighting", ["none", "min_snr"])

@@ -18,9 +18,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_lesiongen.engines import DiffusionTrainingStep
-from monai_lesiongen.engines.classifier_losses import ClassifierInducedLoss, NoisyClassifierLoss
-from monai_lesiongen.engines.mask_losses import PairedMaskLoss
 from monai_lesiongen.inferers import ConditionedDiffusionInferer
+from monai_lesiongen.losses.classifier import ClassifierInducedLoss, NoisyClassifierLoss
+from monai_lesiongen.losses.mask import PairedMaskLoss
 from monai_lesiongen.networks.classifier import NoiseAwareClassifier
 
 WORLD_SIZE = 2

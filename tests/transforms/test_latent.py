@@ -6,7 +6,7 @@ from monai.data import CacheDataset
 from monai.networks.nets import AutoencoderKL
 from monai.transforms import Compose, Flipd
 
-from monai_lesiongen.engines import AutoencoderKLLoss
+from monai_lesiongen.losses import AutoencoderKLLoss
 from monai_lesiongen.networks import LatentDecoder, latent_scale_factor
 from monai_lesiongen.transforms import EncodeLatentd, RandMirroredLatentd
 

@@ -72,7 +72,7 @@ def test_an_image_and_mask_read_back_as_they_were_loaded(tmp_path: Path, height:
 
 
 def test_a_nifti_image_reads_back_like_the_png(tmp_path: Path) -> None:
-    from monai_lesiongen.engines.downstream_data import load_image_tensors
+    from monai_lesiongen.evaluation.downstream_data import load_image_tensors
 
     picture, _ = _asymmetric_pair(16, 16)
     sample = torch.as_tensor(picture).permute(2, 1, 0).float() / 255.0  # (C, W, H), as LoadImage reads the PNG

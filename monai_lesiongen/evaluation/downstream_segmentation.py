@@ -13,8 +13,8 @@ from monai.networks.nets import UNet
 from monai.utils import optional_import
 from torch import nn
 
-from monai_lesiongen.engines.downstream_data import ImageSet, draw_subset
-from monai_lesiongen.engines.downstream_training import (
+from monai_lesiongen.evaluation.downstream_data import ImageSet, draw_subset
+from monai_lesiongen.evaluation.downstream_training import (
     UNIT_INTERVAL,
     fit_network,
     flip_rotate_augmentation,

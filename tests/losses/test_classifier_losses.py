@@ -4,10 +4,10 @@ import pytest
 import torch
 from monai.networks.schedulers import DDPMScheduler
 
-from monai_lesiongen.engines import DiffusionStepState, predict_original_sample
-from monai_lesiongen.engines.classifier_losses import (
+from monai_lesiongen.engines import NoisyClassificationPrepareBatch, predict_original_sample
+from monai_lesiongen.losses import DiffusionStepState
+from monai_lesiongen.losses.classifier import (
     ClassifierInducedLoss,
-    NoisyClassificationPrepareBatch,
     NoisyClassifierLoss,
 )
 from monai_lesiongen.networks.classifier import NoiseAwareClassifier

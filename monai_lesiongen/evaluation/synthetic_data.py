@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from monai_lesiongen.engines.downstream import compare_training_sets, train_classifier
-from monai_lesiongen.engines.downstream_data import (
+from monai_lesiongen.evaluation.downstream import compare_training_sets, train_classifier
+from monai_lesiongen.evaluation.downstream_data import (
     ImageSet,
     fitzpatrick_types,
     load_image_tensors,
@@ -22,8 +22,9 @@ from monai_lesiongen.engines.downstream_data import (
     read_manifest,
     skin_type_groups,
 )
-from monai_lesiongen.engines.downstream_segmentation import compare_segmentation
-from monai_lesiongen.engines.downstream_training import seeded
+from monai_lesiongen.evaluation.downstream_segmentation import compare_segmentation
+from monai_lesiongen.evaluation.downstream_training import seeded
+from monai_lesiongen.evaluation.report import SampleSet, write_report
 from monai_lesiongen.metrics.feature_extractors import (
     ClassifierFeatureExtractor,
     InceptionV3FeatureExtractor,
@@ -35,7 +36,6 @@ from monai_lesiongen.metrics.generative import (
     ms_ssim_diversity,
     precision_recall,
 )
-from monai_lesiongen.utils.report import SampleSet, write_report
 
 __all__ = ["SyntheticDataEvaluation"]
 
@@ -53,10 +53,10 @@ class SyntheticDataEvaluation:
       the synthetic ones, on the FID Inception-v3 features and on the penultimate features of a classifier trained
       on the real training split (Inception's ImageNet features are weak for dermoscopy);
     - ``diversity``: mean pairwise MS-SSIM within each class, synthetic and real test (needs ``image_dim`` >= 28);
-    - ``downstream``: :func:`~monai_lesiongen.engines.downstream.compare_training_sets` (real, synthetic only,
+    - ``downstream``: :func:`~monai_lesiongen.evaluation.downstream.compare_training_sets` (real, synthetic only,
       real + synthetic at ``ratios``), with accuracy per skin-type group of the real test images (Fitzpatrick
       from the metadata, else estimated from the ITA of the skin);
-    - ``segmentation``: :func:`~monai_lesiongen.engines.downstream_segmentation.compare_segmentation` when the real
+    - ``segmentation``: :func:`~monai_lesiongen.evaluation.downstream_segmentation.compare_segmentation` when the real
       records and the manifest carry masks;
     - ``sample_grids``: class x skin-type grids of synthetic and real test images.
 
@@ -203,7 +203,7 @@ class SyntheticDataEvaluation:
         Run the enabled steps and write the report into ``output_dir``.
 
         Returns:
-            the report, as written to ``report.json`` (see :mod:`monai_lesiongen.utils.report`); the paths of the
+            the report, as written to ``report.json`` (see :mod:`monai_lesiongen.evaluation.report`); the paths of the
             JSON and Markdown files are then in :attr:`report_files`.
 
         Raises:

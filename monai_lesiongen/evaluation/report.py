@@ -1,7 +1,7 @@
 """The evaluation report of a synthetic data set: ``report.json`` (every figure), ``report.md`` (tables a person
 reads) and PNG figures (per-group accuracy bars, the real-vs-synthetic ratio curve, class x skin-type sample grids).
 
-The report is a plain dict, as :class:`monai_lesiongen.engines.evaluation_workflow.SyntheticDataEvaluation` builds it;
+The report is a plain dict, as :class:`monai_lesiongen.evaluation.synthetic_data.SyntheticDataEvaluation` builds it;
 every key is optional except ``data``:
 
 - ``title``: the Markdown title.
@@ -11,8 +11,8 @@ every key is optional except ``data``:
 - ``generative_metrics``: feature-network name -> ``{fid, kid_mean, kid_std, precision, recall, num_real,
   num_synthetic}``.
 - ``diversity``: set name (``synthetic``, ``real``) -> ``{overall, per_class}`` mean pairwise MS-SSIM.
-- ``classification``: the result of :func:`monai_lesiongen.engines.downstream.compare_training_sets`.
-- ``segmentation``: the result of :func:`monai_lesiongen.engines.downstream_segmentation.compare_segmentation`.
+- ``classification``: the result of :func:`monai_lesiongen.evaluation.downstream.compare_training_sets`.
+- ``segmentation``: the result of :func:`monai_lesiongen.evaluation.downstream_segmentation.compare_segmentation`.
 - ``skipped``: section key -> why it was not run; ``notes``: list of remarks; ``timings``: step -> seconds.
 """
 
@@ -348,7 +348,7 @@ def write_report(
         KeyError: when ``report`` has no ``data`` section.
     """
     if "data" not in report:
-        raise KeyError("the report needs a 'data' section (the sets evaluated); see monai_lesiongen.utils.report.")
+        raise KeyError("the report needs a 'data' section (the sets evaluated); see monai_lesiongen.evaluation.report.")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = _figures(report, out, samples)

@@ -1,6 +1,6 @@
 """Tests of the downstream utility tests: loading sets, skin-type groups, the classifier and segmenter comparisons.
 
-Covers `monai_lesiongen/engines/downstream.py` and the modules it is split into (`downstream_data.py`,
+Covers `monai_lesiongen/evaluation/downstream.py` and the modules it is split into (`downstream_data.py`,
 `downstream_training.py`, `downstream_segmentation.py`).
 """
 
@@ -17,14 +17,14 @@ import torch
 from PIL import Image
 
 from monai_lesiongen.data import HAM10000_CLASSES, load_split, write_demo_dataset
-from monai_lesiongen.engines.downstream import (
+from monai_lesiongen.evaluation.downstream import (
     compare_training_sets,
     default_classifier,
     evaluate_predictions,
     predict,
     train_classifier,
 )
-from monai_lesiongen.engines.downstream_data import (
+from monai_lesiongen.evaluation.downstream_data import (
     ImageSet,
     fitzpatrick_types,
     load_image_tensors,
@@ -33,8 +33,8 @@ from monai_lesiongen.engines.downstream_data import (
     requested_fitzpatrick,
     skin_type_groups,
 )
-from monai_lesiongen.engines.downstream_segmentation import compare_segmentation, evaluate_segmentation
-from monai_lesiongen.engines.downstream_training import summarize_runs
+from monai_lesiongen.evaluation.downstream_segmentation import compare_segmentation, evaluate_segmentation
+from monai_lesiongen.evaluation.downstream_training import summarize_runs
 
 FRACTIONS = (0.7, 0.0, 0.3)
 

@@ -3,13 +3,8 @@ from __future__ import annotations
 import torch
 from monai.networks.schedulers import DDPMScheduler
 
-from monai_lesiongen.engines import (
-    DiffusionStepState,
-    MaskConsistencyLoss,
-    PairedMaskLoss,
-    mask_probability,
-    predict_original_sample,
-)
+from monai_lesiongen.engines import predict_original_sample
+from monai_lesiongen.losses import DiffusionStepState, MaskConsistencyLoss, PairedMaskLoss, mask_probability
 
 
 def _state(network, scheduler, timesteps) -> DiffusionStepState:

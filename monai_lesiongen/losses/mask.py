@@ -8,7 +8,7 @@ import torch
 from monai.losses import DiceLoss
 from monai.networks.schedulers import Scheduler
 
-from monai_lesiongen.engines.diffusion_step import DiffusionStepState
+from monai_lesiongen.losses.auxiliary import DiffusionStepState
 from monai_lesiongen.schedulers import noise_process
 
 __all__ = ["MaskConsistencyLoss", "PairedMaskLoss", "mask_probability"]
