@@ -91,6 +91,30 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path: P
         workflow = bundle_workflow(BUNDLE, root, ["train.yaml"], "training", "train", {**short, "num_epochs": epochs})
         workflow.run()
         workflow.finalize()
-    resume = workflow.parser.get_parsed_content("train#checkpoint_handlers")[0]
+    resume = workflow.parser.get_parsed_content("resume_handler")
     assert resume.loaded_from is not None and resume.loaded_from.name == "checkpoint_epoch=1.pt"
     _assert_same_weights(tmp_path / "resumed", tmp_path / "uninterrupted")
+
+
+def test_handlers_in_another_order_train_and_resume_to_the_same_weights(tmp_path: Path) -> None:
+    """The handlers are named items the lists are built from: reversing both lists changes nothing."""
+    short = {**TINY, "num_epochs": 2}
+    reordered = {
+        "train_handlers": "$list(reversed([@ema_handler, @stats_handler, @tensorboard_handler, @sample_grid_handler,"
+        " @validator, @lr_handler]))",
+        "checkpoint_handlers": "$[@ema_model_saver, @model_saver, @checkpoint_saver, @resume_handler]",
+    }
+    runs = [
+        (tmp_path / "default", 2, {}),
+        (tmp_path / "reordered", 1, reordered),
+        (tmp_path / "reordered", 2, reordered),
+    ]
+    for root, epochs, order in runs:
+        workflow = bundle_workflow(
+            BUNDLE, root, ["train.yaml"], "training", "train", {**short, **order, "num_epochs": epochs}
+        )
+        workflow.run()
+        workflow.finalize()
+    resume = workflow.parser.get_parsed_content("resume_handler")
+    assert resume.loaded_from is not None and resume.loaded_from.name == "checkpoint_epoch=1.pt"
+    _assert_same_weights(tmp_path / "reordered", tmp_path / "default")

@@ -54,7 +54,7 @@ def test_a_second_run_resumes_the_step_count(trained_bundle: Path) -> None:
     workflow = _workflow(trained_bundle, "train.yaml", "training", "train", num_epochs=2)
     workflow.run()
     trainer = workflow.parser.get_parsed_content("train#trainer")
-    resume = workflow.parser.get_parsed_content("train#checkpoint_handlers")[0]
+    resume = workflow.parser.get_parsed_content("resume_handler")
     assert resume.loaded_from is not None and resume.loaded_from.name == "checkpoint_epoch=1.pt"
     assert trainer.state.epoch == 2
     assert trainer.state.iteration == 2 * len(workflow.parser.get_parsed_content("train#dataloader"))

@@ -100,7 +100,7 @@ PROBE_CONFIG = {
         "ema_network": "@ema_network",
         "sampler": "@train#sampler",
     },
-    "train#trainer#train_handlers": "$(@train#handlers if @rank == 0 else @train#handlers[:1]) + [@probe]",
+    "train#trainer#train_handlers": "$(@train_handlers if @rank == 0 else [@ema_handler]) + [@probe]",
 }
 
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
+from monai.transforms import LoadImage, Randomizable, Resize
 from peft.tuners.tuners_utils import BaseTunerLayer
 from PIL import Image
 from tiny_stable_diffusion import PREDICTION_TYPE, write_tiny_sd
 
 from monai_lesiongen.networks import ConditionedDiffusionUNet, LoraWeights, StableDiffusionAutoencoderKL, save_lora
-from monai_lesiongen.transforms import BuildCaptiond
+from monai_lesiongen.transforms import BuildCaptiond, RandMirroredLatentd
 
 pytest.importorskip("diffusers")
 
@@ -110,3 +111,51 @@ def test_inference_loads_the_adapters_and_writes_decoded_images(sd_folder: Path,
     masks = [np.asarray(Image.open(path)) for path in written if path.name.endswith("_segmentation.png")]
     assert [image.shape for image in images] == [(32, 32, 3)]  # decoded from 16 x 16 latents
     assert [mask.shape for mask in masks] == ([(32, 32)] if bundle == "skindualgen" else [])
+
+
+def test_skindualgen_sd_lora_caches_both_latent_pairs_and_mirrors_image_and_mask_together(
+    sd_folder: Path, tmp_path: Path
+) -> None:
+    parser = _parser("skindualgen", sd_folder, tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    mask = np.zeros((40, 40), dtype=np.uint8)
+    mask[4:20, 6:24] = 255  # off-centre, so that the mirror image differs
+    Image.fromarray(image).save(tmp_path / "image.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    record = {"image": str(tmp_path / "image.png"), "mask": str(tmp_path / "mask.png"), "caption": "a", "label": 0}
+    transforms = parser.get_parsed_content("train#preprocessing").transforms
+    first_random = next(i for i, t in enumerate(transforms) if isinstance(t, Randomizable))
+    assert isinstance(transforms[first_random], BuildCaptiond)  # everything before it is cached by the CacheDataset
+    for transform in transforms[:first_random]:
+        record = transform(record)
+    pair, mirrored = record["image"], record["image_mirrored"]
+    assert pair.shape == mirrored.shape == (5, 16, 16)
+    assert not torch.equal(pair[4], pair[4].flip(1))
+    assert torch.equal(mirrored[4], pair[4].flip(1))  # the mask mirrored with its image
+    autoencoder, scale = parser.get_parsed_content("autoencoder"), parser.get_parsed_content("scale_factor")
+    flip = RandMirroredLatentd(keys=["image"], prob=1.0)
+    assert torch.equal(flip(dict(record))["image"], mirrored)
+    with torch.no_grad():
+        pixels = LoadImage(image_only=True, ensure_channel_first=True)(str(tmp_path / "image.png"))
+        pixels = Resize((32, 32), mode="area")(pixels) / 127.5 - 1.0
+        latent = autoencoder.encode(pixels.flip(2)[None].float())[0][0] * scale
+    assert torch.allclose(mirrored[:4], latent, atol=1e-5)  # the latent of the mirror image, not a mirrored latent
+
+
+@pytest.mark.parametrize("bundle", ["lesiongen", "skindualgen"])
+def test_sd_lora_training_runs_and_saves_the_adapters(sd_folder: Path, tmp_path: Path, bundle: str) -> None:
+    parser = _parser(bundle, sd_folder, tmp_path)
+    parser.update(
+        {"num_epochs": 1, "batch_size": 4, "sample_interval": 0, "num_workers": 0,
+         "demo_kwargs": {"num_images": 16, "image_size": 32, "seed": 0}}
+    )  # fmt: skip
+    network = parser.get_parsed_content("network")
+    before = {k: v.clone() for k, v in network.state_dict().items() if "lora_B" in k}
+    parser.get_parsed_content("training")
+    trainer = parser.get_parsed_content("train#trainer")
+    assert trainer.state.iteration == len(parser.get_parsed_content("train#dataloader")) > 0
+    after = network.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the adapters learned
+    checkpoints = tmp_path / "outputs" / "checkpoints"
+    assert (checkpoints / "lora.safetensors").is_file() and (checkpoints / "lora_ema.safetensors").is_file()
+    assert (checkpoints / "checkpoint_final.pt").is_file() and not (checkpoints / "model.pt").exists()
