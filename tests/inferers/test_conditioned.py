@@ -133,3 +133,29 @@ def test_guidance_rescale_matches_the_conditional_spread(tiny_denoiser) -> None:
     assert torch.allclose(mixed, 0.5 * full + 0.5 * guided, atol=1e-6)
     with pytest.raises(ValueError, match="guidance_rescale"):
         ConditionedDiffusionInferer(DDIMScheduler(1000), guidance_rescale=1.5)
+
+
+def test_guidance_interval_guides_only_the_steps_inside_it(tiny_denoiser) -> None:
+    network = tiny_denoiser(num_classes=3).eval()
+    recorder = _Recorder(network)
+    torch.manual_seed(0)
+    noise, labels = torch.randn(2, 3, 8, 8), torch.tensor([0, 2])
+    scheduler = DDIMScheduler(1000)
+    guided = dict(class_labels=labels, null_class_label=3, guidance_scale=4.0, verbose=False)
+
+    def run(interval, **kwargs):
+        inferer = ConditionedDiffusionInferer(scheduler, guidance_interval=interval)
+        return inferer.sample(noise, recorder, scheduler, num_inference_steps=5, **kwargs)
+
+    everywhere = run(None, **guided)
+    assert torch.equal(run((0.0, 1.0), **guided), everywhere)
+    recorder.batch_sizes.clear()
+    nowhere = run((0.8, 0.9), **guided)  # MONAI's DDIM-5 on 1000 steps: t = 999, 749, 500, 250, 0
+    assert recorder.batch_sizes == [2] * 5  # the conditional pass alone: no unconditional forward
+    assert torch.allclose(nowhere, run(None, class_labels=labels, verbose=False), atol=1e-6)
+    recorder.batch_sizes.clear()
+    middle = run((0.2, 0.8), **guided)
+    assert recorder.batch_sizes == [2, 4, 4, 4, 2]  # guided at t = 749, 500 and 250 only
+    assert not torch.allclose(middle, everywhere, atol=1e-4) and not torch.allclose(middle, nowhere, atol=1e-4)
+    with pytest.raises(ValueError, match="guidance_interval"):
+        ConditionedDiffusionInferer(scheduler, guidance_interval=(0.8, 0.2))
