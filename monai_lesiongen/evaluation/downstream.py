@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 from monai.networks.nets import Classifier
-from monai.utils import optional_import
 from torch import nn
 
 from monai_lesiongen.evaluation.downstream_data import ImageSet, draw_subset, load_image_tensors
@@ -22,13 +21,13 @@ from monai_lesiongen.evaluation.downstream_training import (
     UNIT_INTERVAL,
     fit_network,
     flip_rotate_augmentation,
+    new_network,
+    run_conditions,
     seeded,
     summarize_runs,
 )
 from monai_lesiongen.metrics.fairness import accuracy as accuracy_score
 from monai_lesiongen.metrics.fairness import balanced_accuracy, group_accuracy, per_class_recall
-
-tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
 __all__ = [
     "BALANCE_MODES",
@@ -355,27 +354,19 @@ def compare_training_sets(
             raise ValueError(f"{name} has no labels: the downstream classification test needs a class per image.")
     if real_test.groups is None:
         raise ValueError("real_test has no skin-type groups; build it with groups= (see skin_type_groups).")
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed (two or more for confidence intervals).")
     names = [str(c) for c in (class_names if class_names is not None else range(num_classes))]
     conditions = _conditions(ratios, synthetic_only and len(synthetic) > 0)
-    runs = [(name, ratio, seed) for name, ratio in conditions for seed in seeds]
-    iterator = tqdm(runs, desc="downstream runs", leave=False) if progress and has_tqdm else runs
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in conditions}
     sizes: dict[str, tuple[int, int]] = {}
-    network_name = ""
-    for name, ratio, seed in iterator:
+    network_names: list[str] = []
+
+    def run(name: str, ratio: float | None, seed: int) -> dict[str, Any]:
         train_set, num_real, num_synthetic = _training_set(ratio, real_train, synthetic, synthetic_only_count, seed)
         sizes[name] = (num_real, num_synthetic)
-        network = None
-        if network_factory is not None:
-            with seeded(seed, torch.device(device)):
-                network = network_factory()
         network = train_classifier(
             train_set.images,
             train_set.labels,  # type: ignore[arg-type]
             num_classes,
-            network=network,
+            network=new_network(network_factory, seed, device),
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
@@ -384,10 +375,11 @@ def compare_training_sets(
             augment=augment,
             balance=balance,
         )
-        network_name = f"{type(network).__name__} ({sum(p.numel() for p in network.parameters())} parameters)"
+        network_names.append(f"{type(network).__name__} ({sum(p.numel() for p in network.parameters())} parameters)")
         probs = predict(network, real_test.images, batch_size=max(batch_size, 64))
-        run = evaluate_predictions(real_test.labels, probs, real_test.groups, num_classes, names)  # type: ignore[arg-type]
-        results[name].append({"seed": seed, **run})
+        return evaluate_predictions(real_test.labels, probs, real_test.groups, num_classes, names)  # type: ignore[arg-type]
+
+    results = run_conditions(conditions, seeds, run, desc="downstream runs", progress=progress)
 
     summaries = []
     for name, ratio in conditions:
@@ -424,7 +416,7 @@ def compare_training_sets(
         "confidence": 1 - alpha,
         "test": {"num_samples": first["num_samples"], "group_counts": first["group_counts"]},
         "settings": {
-            "network": network_name,
+            "network": network_names[-1],
             "epochs": epochs,
             "batch_size": batch_size,
             "lr": lr,

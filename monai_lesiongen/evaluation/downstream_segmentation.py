@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from monai.losses import DiceLoss
 from monai.networks.nets import UNet
-from monai.utils import optional_import
 from torch import nn
 
 from monai_lesiongen.evaluation.downstream_data import ImageSet, draw_subset
@@ -18,12 +17,12 @@ from monai_lesiongen.evaluation.downstream_training import (
     UNIT_INTERVAL,
     fit_network,
     flip_rotate_augmentation,
+    new_network,
+    run_conditions,
     seeded,
     summarize_runs,
 )
 from monai_lesiongen.metrics.fairness import dice_score, jaccard_index, threshold_jaccard
-
-tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
 __all__ = [
     "SEGMENTATION_FIGURES",
@@ -227,27 +226,19 @@ def compare_segmentation(
     for name, pairs in (("real_train", real_train), ("synthetic", synthetic), ("real_test", real_test)):
         if pairs.masks is None:
             raise ValueError(f"{name} has no masks: the segmentation test needs an image + mask pair per item.")
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed (two or more for confidence intervals).")
     if any(r < 0 for r in ratios):
         raise ValueError(f"synthetic ratios must be non-negative, got {list(ratios)}.")
     conditions = [("real", 0.0), *[(f"real+synthetic x{r:g}", float(r)) for r in sorted(set(ratios)) if r > 0]]
-    runs = [(name, ratio, seed) for name, ratio in conditions for seed in seeds]
-    iterator = tqdm(runs, desc="segmentation runs", leave=False) if progress and has_tqdm else runs
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in conditions}
     sizes: dict[str, int] = {}
-    for name, ratio, seed in iterator:
-        chosen = draw_subset(synthetic, int(round(ratio * len(real_train))), seed) if ratio > 0 else None
+
+    def run(name: str, ratio: float | None, seed: int) -> dict[str, Any]:
+        chosen = draw_subset(synthetic, int(round(ratio * len(real_train))), seed) if ratio else None
         train_set = real_train if chosen is None else ImageSet.concat(real_train, chosen)
         sizes[name] = 0 if chosen is None else len(chosen)
-        network = None
-        if network_factory is not None:
-            with seeded(seed, torch.device(device)):
-                network = network_factory()
         network = train_segmenter(
             train_set.images,
             train_set.masks,  # type: ignore[arg-type]
-            network=network,
+            network=new_network(network_factory, seed, device),
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
@@ -256,7 +247,9 @@ def compare_segmentation(
             augment=augment,
         )
         predicted = predict_masks(network, real_test.images, batch_size=max(batch_size, 32))
-        results[name].append({"seed": seed, **evaluate_segmentation(predicted, real_test.masks)})  # type: ignore[arg-type]
+        return evaluate_segmentation(predicted, real_test.masks)  # type: ignore[arg-type]
+
+    results = run_conditions(conditions, seeds, run, desc="segmentation runs", progress=progress)
     return {
         "conditions": [
             {

@@ -19,8 +19,17 @@ from torch.utils.data import WeightedRandomSampler
 from monai_lesiongen.metrics.fairness import mean_ci_over_seeds
 
 ProgressBar, has_progress_bar = optional_import("ignite.handlers", name="ProgressBar")
+tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
-__all__ = ["UNIT_INTERVAL", "seeded", "fit_network", "flip_rotate_augmentation", "summarize_runs"]
+__all__ = [
+    "UNIT_INTERVAL",
+    "fit_network",
+    "flip_rotate_augmentation",
+    "new_network",
+    "run_conditions",
+    "seeded",
+    "summarize_runs",
+]
 
 
 @contextlib.contextmanager
@@ -31,6 +40,49 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def new_network(
+    network_factory: Callable[[], nn.Module] | None, seed: int, device: str | torch.device
+) -> nn.Module | None:
+    """A fresh untrained network from `network_factory`, its initial weights set by `seed`; None without a factory."""
+    if network_factory is None:
+        return None
+    with seeded(seed, torch.device(device)):
+        return network_factory()
+
+
+def run_conditions(
+    conditions: Sequence[tuple[str, float | None]],
+    seeds: Sequence[int],
+    run: Callable[[str, float | None, int], Mapping[str, Any]],
+    desc: str = "downstream runs",
+    progress: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
+    """
+    One run per training condition and seed, condition by condition: the loop of the downstream comparisons.
+
+    Args:
+        conditions: ``(name, ratio)`` of each training condition.
+        seeds: one run per seed and condition.
+        run: ``run(name, ratio, seed)`` trains and tests once; returns that run's figures.
+        desc: the progress bar's label.
+        progress: show a progress bar over the runs.
+
+    Returns:
+        ``{name: [{"seed": seed, **figures}, ...]}`` in the order of `conditions` and `seeds`.
+
+    Raises:
+        ValueError: when `seeds` is empty.
+    """
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed (two or more for confidence intervals).")
+    runs = [(name, ratio, seed) for name, ratio in conditions for seed in seeds]
+    iterator = tqdm(runs, desc=desc, leave=False) if progress and has_tqdm else runs
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in conditions}
+    for name, ratio, seed in iterator:
+        results[name].append({"seed": seed, **run(name, ratio, seed)})
+    return results
 
 
 def fit_network(

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from monai_lesiongen.evaluation.downstream_data import (
     skin_type_groups,
 )
 from monai_lesiongen.evaluation.downstream_segmentation import compare_segmentation
-from monai_lesiongen.evaluation.downstream_training import seeded
+from monai_lesiongen.evaluation.downstream_training import new_network
 from monai_lesiongen.evaluation.report import SampleSet, write_report
 from monai_lesiongen.metrics.feature_extractors import (
     ClassifierFeatureExtractor,
@@ -40,6 +41,26 @@ from monai_lesiongen.metrics.generative import (
 __all__ = ["SyntheticDataEvaluation"]
 
 _MIN_METRIC_SAMPLES = 4  # precision/recall with k = 3 needs more than 3 samples on each side
+
+
+@dataclass
+class _LoadedSets:
+    """The real and synthetic images of one evaluation, loaded once, with their labels and skin types."""
+
+    synthetic_rows: list[dict[str, Any]]
+    x_train: torch.Tensor
+    x_test: torch.Tensor
+    x_syn: torch.Tensor
+    y_train: torch.Tensor | None
+    y_test: torch.Tensor | None
+    y_syn: torch.Tensor | None
+    all_masked: bool
+    m_test: torch.Tensor | None
+    test_types: list[int]
+    syn_types: list[int]
+    groups: list[str]
+    group_source: str
+    syn_type_source: str
 
 
 class SyntheticDataEvaluation:
@@ -213,151 +234,194 @@ class SyntheticDataEvaluation:
         skipped: dict[str, str] = {}
         notes: list[str] = []
         with self._step("load images"):
-            synthetic_rows = read_manifest(self.synthetic_dir)
-            if not synthetic_rows:
-                raise ValueError(f"{self.synthetic_dir / 'manifest.csv'} lists no images; run `inferring` first.")
-            x_train = load_image_tensors(self.real_train, self.image_dim)
-            x_test = load_image_tensors(self.real_test, self.image_dim)
-            x_syn = load_image_tensors(synthetic_rows, self.image_dim)
-            y_train = self._labels(self.real_train, "real training split")
-            y_test = self._labels(self.real_test, "real test split")
-            y_syn = self._labels(synthetic_rows, str(self.synthetic_dir / "manifest.csv"))
-            has_masks = [all(r.get("mask") for r in rows) for rows in (self.real_train, self.real_test, synthetic_rows)]
-            if self.segmentation and not all(has_masks):
-                names = ("real training split", "real test split", "manifest")
-                lacking = [name for name, masked in zip(names, has_masks, strict=True) if not masked]
-                raise ValueError(
-                    f"segmentation: true needs a mask for every image, but the {' and the '.join(lacking)} "
-                    f"({self.synthetic_dir / 'manifest.csv'} for the manifest) have images without one; generate "
-                    "pairs (skindualgen) or set segmentation to false or null."
-                )
-            m_test = load_mask_tensors(self.real_test, self.image_dim) if has_masks[1] else None
-            test_types, group_source = fitzpatrick_types(self.real_test, x_test, m_test)
-            syn_types, syn_type_source = fitzpatrick_types(synthetic_rows, x_syn)
-            groups = skin_type_groups(test_types, self.grouping)
-        report: dict[str, Any] = {
-            "title": "Synthetic data evaluation",
-            "data": {
-                "dataset": self.dataset,
-                "num_real_train": len(self.real_train),
-                "num_real_test": len(self.real_test),
-                "synthetic_dir": str(self.synthetic_dir.resolve()),
-                "num_synthetic": len(synthetic_rows),
-                "image_dim": self.image_dim,
-                "class_names": self.class_names,
-                "reference_set": "real test split",
-                "group_source": group_source,
-                "synthetic_skin_type_source": syn_type_source,
-                "grouping": self.grouping,
-            },
-            "feature_networks": [],
-        }
-
-        metrics: dict[str, Any] = {}
-        if min(len(x_test), len(x_syn)) < _MIN_METRIC_SAMPLES:
-            skipped["generative_metrics"] = f"fewer than {_MIN_METRIC_SAMPLES} real test or synthetic images"
-        else:
-            if self.inception:
-                with self._step("inception features"):
-                    inception = InceptionV3FeatureExtractor(self.inception_weights_path)
-                    metrics[inception.name] = self._feature_metrics(inception, x_test, x_syn)
-                    report["feature_networks"].append(
-                        {
-                            "name": inception.name,
-                            "description": f"FID Inception-v3 (TensorFlow 2015-12-05 weights, {inception.weights_path}"
-                            f"), 2048-d pool features; {self.image_dim} px images resized to 299 px (bicubic, "
-                            "antialiased)",
-                        }
-                    )
-            if self.domain_features and y_train is not None:
-                with self._step("domain classifier features"):
-                    classifier = train_classifier(
-                        x_train, y_train, len(self.class_names), network=self._new_network(self.seeds[0]),
-                        epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seeds[0],
-                        device=self.device, balance=self.balance,
-                    )  # fmt: skip
-                    domain = ClassifierFeatureExtractor(classifier, name="domain_classifier")
-                    metrics[domain.name] = self._feature_metrics(domain, x_test, x_syn)
-                    report["feature_networks"].append(
-                        {
-                            "name": domain.name,
-                            "description": f"{type(classifier).__name__} trained on the real training split "
-                            f"({len(x_train)} images, {self.epochs} epochs, seed {self.seeds[0]}); penultimate "
-                            f"features ({metrics[domain.name]['feature_dim']}-d) at {self.image_dim} px",
-                        }
-                    )
-            if not metrics:
-                skipped["generative_metrics"] = "inception and domain_features are off (or the real set has no labels)"
-        if metrics:
-            report["generative_metrics"] = metrics
-
-        if not self.diversity:
-            skipped["diversity"] = "disabled (diversity: false)"
-        elif self.image_dim < 28:
-            skipped["diversity"] = f"MS-SSIM at three scales needs images of 28 px or more, got {self.image_dim}"
-        else:
-            with self._step("diversity"):
-                diversity = {"synthetic": self._diversity(x_syn, y_syn), "real test": self._diversity(x_test, y_test)}
-            report["diversity"] = {name: value for name, value in diversity.items() if value is not None}
-            notes += [
-                f"diversity of the {name} set: no class has two images to pair."
-                for name, value in diversity.items()
-                if value is None
-            ]
-
-        if not self.downstream:
-            skipped["classification"] = "disabled (downstream: false)"
-        elif y_train is None or y_test is None or y_syn is None:
-            skipped["classification"] = "a set has no class labels (the manifest needs a 'label' column)"
-        else:
-            with self._step("downstream classification"):
-                result = compare_training_sets(
-                    ImageSet(x_train, y_train), ImageSet(x_syn, y_syn), ImageSet(x_test, y_test, groups=groups),
-                    len(self.class_names), self.class_names, ratios=self.ratios, seeds=self.seeds,
-                    network_factory=self.network_factory, epochs=self.epochs, batch_size=self.batch_size,
-                    lr=self.lr, balance=self.balance, device=self.device, progress=self.progress,
-                )  # fmt: skip
-                report["classification"] = result
-            notes += [
-                f"{c['name']}: {c['num_synthetic']} synthetic images used where {c['ratio']:g} x {c['num_real']} "
-                f"were asked for (the synthetic set has {len(x_syn)})."
-                for c in result["conditions"]
-                if c["ratio"] and c["num_synthetic"] < round(c["ratio"] * c["num_real"])
-            ]
-
-        run_segmentation = all(has_masks) if self.segmentation is None else self.segmentation
-        if not run_segmentation:
-            skipped["segmentation"] = (
-                "disabled (segmentation: false)"
-                if self.segmentation is False
-                else "the real records or the synthetic manifest have no masks (paired image + mask generation)"
-            )
-        else:
-            with self._step("downstream segmentation"):
-                if m_test is None:
-                    m_test = load_mask_tensors(self.real_test, self.image_dim)
-                report["segmentation"] = compare_segmentation(
-                    ImageSet(x_train, masks=load_mask_tensors(self.real_train, self.image_dim)),
-                    ImageSet(x_syn, masks=load_mask_tensors(synthetic_rows, self.image_dim)),
-                    ImageSet(x_test, masks=m_test),
-                    ratios=[r for r in self.ratios if r > 0] or [1.0], seeds=self.seeds,
-                    epochs=self.segmentation_epochs, device=self.device, progress=self.progress,
-                )  # fmt: skip
-
-        samples: dict[str, SampleSet] = {}
-        if self.sample_grids and y_syn is not None and y_test is not None:
-            samples = {"synthetic": SampleSet(x_syn, y_syn.tolist(), syn_types)}
-            samples["real test"] = SampleSet(x_test, y_test.tolist(), test_types)
-        elif self.sample_grids:
-            notes.append("no sample grid: the class x skin-type grid needs class labels on both sets.")
+            sets = self._load_sets()
+        report = self._data_section(sets)
+        sections = [
+            ("generative_metrics", self._generative_metrics(sets, report["feature_networks"], skipped)),
+            ("diversity", self._diversity_section(sets, skipped, notes)),
+            ("classification", self._classification_section(sets, skipped, notes)),
+            ("segmentation", self._segmentation_section(sets, skipped)),
+        ]
+        report.update({name: section for name, section in sections if section is not None})
+        samples = self._sample_sets(sets, notes)
         report.update(skipped=skipped, notes=notes, timings=dict(self.timings))
         self.report_files = write_report(report, self.output_dir, samples)
         if self.progress:
             print(f"evaluation: wrote {self.report_files[0]} and {self.report_files[1]}", flush=True)
         return json.loads(self.report_files[0].read_text(encoding="utf-8"))
 
-    def _new_network(self, seed: int) -> nn.Module | None:
-        if self.network_factory is None:
+    def _load_sets(self) -> _LoadedSets:
+        """Every set at ``image_dim``, its labels, the test masks (when there are) and the skin types."""
+        synthetic_rows = read_manifest(self.synthetic_dir)
+        if not synthetic_rows:
+            raise ValueError(f"{self.synthetic_dir / 'manifest.csv'} lists no images; run `inferring` first.")
+        x_test = load_image_tensors(self.real_test, self.image_dim)
+        x_syn = load_image_tensors(synthetic_rows, self.image_dim)
+        has_masks = [all(r.get("mask") for r in rows) for rows in (self.real_train, self.real_test, synthetic_rows)]
+        if self.segmentation and not all(has_masks):
+            names = ("real training split", "real test split", "manifest")
+            lacking = [name for name, masked in zip(names, has_masks, strict=True) if not masked]
+            raise ValueError(
+                f"segmentation: true needs a mask for every image, but the {' and the '.join(lacking)} "
+                f"({self.synthetic_dir / 'manifest.csv'} for the manifest) have images without one; generate "
+                "pairs (skindualgen) or set segmentation to false or null."
+            )
+        m_test = load_mask_tensors(self.real_test, self.image_dim) if has_masks[1] else None
+        test_types, group_source = fitzpatrick_types(self.real_test, x_test, m_test)
+        syn_types, syn_type_source = fitzpatrick_types(synthetic_rows, x_syn)
+        return _LoadedSets(
+            synthetic_rows=synthetic_rows,
+            x_train=load_image_tensors(self.real_train, self.image_dim),
+            x_test=x_test,
+            x_syn=x_syn,
+            y_train=self._labels(self.real_train, "real training split"),
+            y_test=self._labels(self.real_test, "real test split"),
+            y_syn=self._labels(synthetic_rows, str(self.synthetic_dir / "manifest.csv")),
+            all_masked=all(has_masks),
+            m_test=m_test,
+            test_types=test_types,
+            syn_types=syn_types,
+            groups=skin_type_groups(test_types, self.grouping),
+            group_source=group_source,
+            syn_type_source=syn_type_source,
+        )
+
+    def _data_section(self, sets: _LoadedSets) -> dict[str, Any]:
+        """The report's head: what was compared with what."""
+        return {
+            "title": "Synthetic data evaluation",
+            "data": {
+                "dataset": self.dataset,
+                "num_real_train": len(self.real_train),
+                "num_real_test": len(self.real_test),
+                "synthetic_dir": str(self.synthetic_dir.resolve()),
+                "num_synthetic": len(sets.synthetic_rows),
+                "image_dim": self.image_dim,
+                "class_names": self.class_names,
+                "reference_set": "real test split",
+                "group_source": sets.group_source,
+                "synthetic_skin_type_source": sets.syn_type_source,
+                "grouping": self.grouping,
+            },
+            "feature_networks": [],
+        }
+
+    def _generative_metrics(
+        self, sets: _LoadedSets, feature_networks: list[dict[str, str]], skipped: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """FID, KID and precision/recall on each enabled feature network, which is described in `feature_networks`."""
+        if min(len(sets.x_test), len(sets.x_syn)) < _MIN_METRIC_SAMPLES:
+            skipped["generative_metrics"] = f"fewer than {_MIN_METRIC_SAMPLES} real test or synthetic images"
             return None
-        with seeded(seed, self.device):
-            return self.network_factory()
+        metrics: dict[str, Any] = {}
+        if self.inception:
+            with self._step("inception features"):
+                inception = InceptionV3FeatureExtractor(self.inception_weights_path)
+                metrics[inception.name] = self._feature_metrics(inception, sets.x_test, sets.x_syn)
+                feature_networks.append(
+                    {
+                        "name": inception.name,
+                        "description": f"FID Inception-v3 (TensorFlow 2015-12-05 weights, {inception.weights_path}"
+                        f"), 2048-d pool features; {self.image_dim} px images resized to 299 px (bicubic, "
+                        "antialiased)",
+                    }
+                )
+        if self.domain_features and sets.y_train is not None:
+            with self._step("domain classifier features"):
+                classifier = train_classifier(
+                    sets.x_train, sets.y_train, len(self.class_names),
+                    network=new_network(self.network_factory, self.seeds[0], self.device), epochs=self.epochs,
+                    batch_size=self.batch_size, lr=self.lr, seed=self.seeds[0], device=self.device,
+                    balance=self.balance,
+                )  # fmt: skip
+                domain = ClassifierFeatureExtractor(classifier, name="domain_classifier")
+                metrics[domain.name] = self._feature_metrics(domain, sets.x_test, sets.x_syn)
+                feature_networks.append(
+                    {
+                        "name": domain.name,
+                        "description": f"{type(classifier).__name__} trained on the real training split "
+                        f"({len(sets.x_train)} images, {self.epochs} epochs, seed {self.seeds[0]}); penultimate "
+                        f"features ({metrics[domain.name]['feature_dim']}-d) at {self.image_dim} px",
+                    }
+                )
+        if not metrics:
+            skipped["generative_metrics"] = "inception and domain_features are off (or the real set has no labels)"
+            return None
+        return metrics
+
+    def _diversity_section(self, sets: _LoadedSets, skipped: dict[str, str], notes: list[str]) -> dict[str, Any] | None:
+        """Mean intra-class MS-SSIM of the synthetic and the real test images."""
+        if not self.diversity:
+            skipped["diversity"] = "disabled (diversity: false)"
+            return None
+        if self.image_dim < 28:
+            skipped["diversity"] = f"MS-SSIM at three scales needs images of 28 px or more, got {self.image_dim}"
+            return None
+        with self._step("diversity"):
+            diversity = {
+                "synthetic": self._diversity(sets.x_syn, sets.y_syn),
+                "real test": self._diversity(sets.x_test, sets.y_test),
+            }
+        notes += [
+            f"diversity of the {name} set: no class has two images to pair."
+            for name, value in diversity.items()
+            if value is None
+        ]
+        return {name: value for name, value in diversity.items() if value is not None}
+
+    def _classification_section(
+        self, sets: _LoadedSets, skipped: dict[str, str], notes: list[str]
+    ) -> dict[str, Any] | None:
+        """The downstream classifier trained on real, synthetic and real + synthetic images, tested on real ones."""
+        if not self.downstream:
+            skipped["classification"] = "disabled (downstream: false)"
+            return None
+        if sets.y_train is None or sets.y_test is None or sets.y_syn is None:
+            skipped["classification"] = "a set has no class labels (the manifest needs a 'label' column)"
+            return None
+        with self._step("downstream classification"):
+            result = compare_training_sets(
+                ImageSet(sets.x_train, sets.y_train), ImageSet(sets.x_syn, sets.y_syn),
+                ImageSet(sets.x_test, sets.y_test, groups=sets.groups), len(self.class_names), self.class_names,
+                ratios=self.ratios, seeds=self.seeds, network_factory=self.network_factory, epochs=self.epochs,
+                batch_size=self.batch_size, lr=self.lr, balance=self.balance, device=self.device,
+                progress=self.progress,
+            )  # fmt: skip
+        notes += [
+            f"{c['name']}: {c['num_synthetic']} synthetic images used where {c['ratio']:g} x {c['num_real']} "
+            f"were asked for (the synthetic set has {len(sets.x_syn)})."
+            for c in result["conditions"]
+            if c["ratio"] and c["num_synthetic"] < round(c["ratio"] * c["num_real"])
+        ]
+        return result
+
+    def _segmentation_section(self, sets: _LoadedSets, skipped: dict[str, str]) -> dict[str, Any] | None:
+        """The downstream segmenter trained on real and real + synthetic pairs, when every set has masks."""
+        if not (sets.all_masked if self.segmentation is None else self.segmentation):
+            skipped["segmentation"] = (
+                "disabled (segmentation: false)"
+                if self.segmentation is False
+                else "the real records or the synthetic manifest have no masks (paired image + mask generation)"
+            )
+            return None
+        with self._step("downstream segmentation"):
+            m_test = sets.m_test if sets.m_test is not None else load_mask_tensors(self.real_test, self.image_dim)
+            return compare_segmentation(
+                ImageSet(sets.x_train, masks=load_mask_tensors(self.real_train, self.image_dim)),
+                ImageSet(sets.x_syn, masks=load_mask_tensors(sets.synthetic_rows, self.image_dim)),
+                ImageSet(sets.x_test, masks=m_test),
+                ratios=[r for r in self.ratios if r > 0] or [1.0], seeds=self.seeds,
+                epochs=self.segmentation_epochs, device=self.device, progress=self.progress,
+            )  # fmt: skip
+
+    def _sample_sets(self, sets: _LoadedSets, notes: list[str]) -> dict[str, SampleSet]:
+        """The images of the class x skin-type sample grids."""
+        if not self.sample_grids:
+            return {}
+        if sets.y_syn is None or sets.y_test is None:
+            notes.append("no sample grid: the class x skin-type grid needs class labels on both sets.")
+            return {}
+        return {
+            "synthetic": SampleSet(sets.x_syn, sets.y_syn.tolist(), sets.syn_types),
+            "real test": SampleSet(sets.x_test, sets.y_test.tolist(), sets.test_types),
+        }
