@@ -63,7 +63,8 @@ def test_inference_fills_the_requested_skin_type_with_a_manifest(trained_bundle:
     )  # fmt: skip
     sampler = workflow.parser.get_parsed_content("inference_sampler")
     assert (sampler.classifier_guidance is not None) == (mode == "both")
-    assert sampler.guidance_scale == (3.0 if mode == "both" else 1.0)
+    configured = workflow.parser.get_parsed_content("guidance_scale")
+    assert configured != 1.0 and sampler.guidance_scale == (configured if mode == "both" else 1.0)
     workflow.run()
     rows = list(csv.DictReader(open(folder / "manifest.csv")))
     assert [r["label"] for r in rows] == [str(14 + d) for d in range(7)]  # darker x each diagnosis
