@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["check_plan_rows", "condition_grid_plan"]
+from monai_lesiongen.data.gap_filling import gap_filling_plan
+from monai_lesiongen.data.joint_labels import SKIN_TYPE_GROUPS
+from monai_lesiongen.data.plan_file import read_plan_csv
+from monai_lesiongen.data.vocabulary import FITZPATRICK_TYPES
+
+__all__ = ["PLAN_GAPS_KEYS", "check_plan_rows", "condition_grid_plan", "select_plan"]
+
+PLAN_GAPS_KEYS: tuple[str, ...] = ("mode", "target", "reference")
+"""The keys of a bundle's ``plan_gaps`` setting (`gap_filling_plan`'s arguments)."""
 
 
 def condition_grid_plan(
@@ -110,3 +119,51 @@ def check_plan_rows(
             raise ValueError(f"'{source}' row {index} has neither a caption nor a label_name: nothing to condition on.")
         checked.append(item)
     return checked
+
+
+def select_plan(
+    classes: Sequence[str],
+    caption_builder: Callable[[Mapping[str, Any]], str] | None = None,
+    plan_rows: Sequence[Mapping[str, Any]] | None = None,
+    plan_csv: str | Path | None = None,
+    plan_gaps: Mapping[str, Any] | None = None,
+    gap_records: Sequence[Mapping[str, Any]] = (),
+    fitzpatrick_types: Sequence[int] | None = FITZPATRICK_TYPES,
+    extra_fields: Mapping[str, Any] | None = None,
+    selected_classes: Sequence[str] | None = None,
+    groups: Mapping[str, Sequence[int]] = SKIN_TYPE_GROUPS,
+) -> list[dict[str, Any]]:
+    """The generation plan a bundle's inference asks for, from at most one source; the balanced grid by default.
+
+    Args:
+        classes: the class codes the model was trained on, in label order.
+        caption_builder: builds the captions of grid, gap and CSV rows (None for a class-only model).
+        plan_rows: hand-written rows (`check_plan_rows`).
+        plan_csv: a CSV plan file (`read_plan_csv`), one request per row with its ``count``.
+        plan_gaps: fill the cells of `gap_records` (`gap_filling_plan`): ``{"mode": "uniform"}``, ``{"mode":
+            "top_up", "target": N}`` or ``{"mode": "match", "reference": {...}}`` (and ``target``, a total).
+        gap_records: the real training records whose gaps `plan_gaps` fills.
+        fitzpatrick_types, selected_classes: the grid's skin types and classes (`condition_grid_plan`).
+        extra_fields: fields added to every grid and gap row.
+        groups: the skin-type groups of the gap cells.
+
+    Raises:
+        ValueError: for more than one source, a ``plan_gaps`` key other than `PLAN_GAPS_KEYS`, and as each source.
+    """
+    given = [name for name, value in (("plan_rows", plan_rows), ("plan_csv", plan_csv), ("plan_gaps", plan_gaps))
+             if value is not None]  # fmt: skip
+    if len(given) > 1:
+        raise ValueError(f"give one plan source, not {given}: set the others to null.")
+    if plan_rows is not None:
+        return check_plan_rows(plan_rows, classes)
+    if plan_csv is not None:
+        return read_plan_csv(plan_csv, classes, caption_builder)
+    if plan_gaps is not None:
+        unknown = sorted(set(plan_gaps) - set(PLAN_GAPS_KEYS))
+        if unknown:
+            raise ValueError(f"'plan_gaps' keys {unknown} are unknown; valid ones: {list(PLAN_GAPS_KEYS)}.")
+        return gap_filling_plan(
+            gap_records, classes, groups=groups, caption_builder=caption_builder, extra_fields=extra_fields,
+            **dict(plan_gaps),
+        )  # fmt: skip
+    return condition_grid_plan(classes, fitzpatrick_types, caption_builder, extra_fields, selected_classes)

@@ -174,3 +174,38 @@ class JointLabelEncoder:
                     }
                 )
         return rows
+
+    def relabel_plan(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Plan rows with a diagnosis ``label`` (a gap-filling or CSV plan's) given the joint label to condition on.
+
+        The diagnosis index moves to ``diagnosis_label``; the group is the row's ``skin_group`` name, else the group of
+        its ``fitzpatrick`` type, and is written to ``skin_group``.
+
+        Raises:
+            ValueError: for a row without a diagnosis label or without a skin type (naming the row).
+        """
+        relabelled = []
+        for index, row in enumerate(rows):
+            diagnosis = row.get("label")
+            if diagnosis is None:
+                raise ValueError(
+                    f"plan row {index} has no diagnosis: a class-conditioned model draws a diagnosis x skin-type "
+                    "class, so give every row a diagnosis."
+                )
+            if row.get("skin_group") is not None:
+                if row["skin_group"] not in self.groups:
+                    raise ValueError(f"plan row {index}: unknown skin-type group {row['skin_group']!r}; choose from "
+                                     f"{list(self.group_names)}.")  # fmt: skip
+                group = self.group_names.index(row["skin_group"])
+            elif row.get("fitzpatrick") is not None:
+                group = self.group_of_fitzpatrick(int(row["fitzpatrick"]))
+            else:
+                raise ValueError(
+                    f"plan row {index} has no skin type: give a 'fitzpatrick' type (1-6) for the diagnosis x "
+                    "skin-type class."
+                )
+            joint = int(self.encode(int(diagnosis), group))
+            relabelled.append(
+                dict(row, label=joint, diagnosis_label=int(diagnosis), skin_group=self.group_names[group])
+            )
+        return relabelled

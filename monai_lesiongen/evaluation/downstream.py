@@ -31,6 +31,7 @@ from monai_lesiongen.metrics.fairness import balanced_accuracy, group_accuracy, 
 
 __all__ = [
     "BALANCE_MODES",
+    "DIFFERENCE_FIGURES",
     "default_classifier",
     "train_classifier",
     "predict",
@@ -42,6 +43,9 @@ __all__ = [
 BALANCE_MODES: tuple[str, ...] = ("loss", "sampler", "none")
 """How :func:`train_classifier` counters class imbalance: inverse-frequency class weights in the cross-entropy
 (``loss``), inverse-frequency sampling with replacement (``sampler``), or not at all (``none``)."""
+
+DIFFERENCE_FIGURES: tuple[str, ...] = ("balanced_accuracy", "worst_group_accuracy", "group_gap")
+"""The figures :func:`compare_training_sets` reports as each condition's paired difference to ``real``."""
 
 
 def default_classifier(num_classes: int, image_dim: int, channels: Sequence[int] = (16, 32, 64, 128)) -> nn.Module:
@@ -233,8 +237,9 @@ def evaluate_predictions(
     Returns:
         ``num_samples``, ``accuracy``, ``balanced_accuracy`` (the ISIC challenge's: mean recall over the classes
         present), ``per_class_recall`` and ``per_class_support`` by class name (recall None for a class absent
-        from ``y_true``); with ``groups`` also ``per_group_accuracy`` and ``group_counts`` by group, and the
-        ``worst_group`` with its ``worst_group_accuracy`` (the lowest group accuracy).
+        from ``y_true``); with ``groups`` also ``per_group_accuracy`` and ``group_counts`` by group, the
+        ``worst_group`` with its ``worst_group_accuracy`` (the lowest group accuracy), and the ``group_gap`` (the best
+        group's accuracy minus the worst's).
 
     Raises:
         ValueError: when ``class_names`` does not have ``num_classes`` entries.
@@ -261,6 +266,7 @@ def evaluate_predictions(
         result["group_counts"] = {k: int((keys == k).sum()) for k in per_group}
         result["worst_group"] = worst
         result["worst_group_accuracy"] = per_group[worst]
+        result["group_gap"] = max(per_group.values()) - per_group[worst]
     return result
 
 
@@ -343,7 +349,10 @@ def compare_training_sets(
         ``conditions`` (in the order above), each with ``name``, ``ratio`` (None for synthetic-only),
         ``num_real``, ``num_synthetic``, ``{mean, lower, upper, values}`` summaries of ``balanced_accuracy``,
         ``accuracy``, ``worst_group_accuracy``, of ``per_class_recall`` by class and ``per_group_accuracy`` by group,
-        the ``worst_group`` of the mean group accuracies, and the per-seed ``runs`` (:func:`evaluate_predictions`);
+        the ``worst_group`` of the mean group accuracies, the ``group_gap`` (best minus worst group), the
+        ``difference_to_real`` of the `DIFFERENCE_FIGURES` (paired by seed: the same seed's real run is subtracted,
+        with a Student-t interval of the differences; zero for ``real`` itself), and the per-seed ``runs``
+        (:func:`evaluate_predictions`);
         plus ``seeds``, ``ratios``, ``class_names``, ``test`` (size and group counts) and the training ``settings``.
 
     Raises:
@@ -396,7 +405,13 @@ def compare_training_sets(
                 "num_synthetic": sizes[name][1],
                 **{
                     key: summarize_runs([r[key] for r in condition_runs], alpha, UNIT_INTERVAL)
-                    for key in ("balanced_accuracy", "accuracy", "worst_group_accuracy")
+                    for key in ("balanced_accuracy", "accuracy", "worst_group_accuracy", "group_gap")
+                },
+                "difference_to_real": {
+                    key: summarize_runs(
+                        [r[key] - real[key] for r, real in zip(condition_runs, results["real"], strict=True)], alpha
+                    )
+                    for key in DIFFERENCE_FIGURES
                 },
                 "per_class_recall": {
                     c: summarize_runs([r["per_class_recall"][c] for r in condition_runs], alpha, UNIT_INTERVAL)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from monai_lesiongen.evaluation.downstream import DIFFERENCE_FIGURES
 from monai_lesiongen.utils.image_grid import save_image_grid
 
 __all__ = ["REPORT_SECTIONS", "SampleSet", "write_report", "class_skin_type_grid"]
@@ -284,11 +285,26 @@ def _classification_section(report: Mapping[str, Any], figures: Mapping[str, str
     conditions = result["conditions"]
     rows = [
         [c["name"], c["num_real"], c["num_synthetic"], _ci(c["balanced_accuracy"]), _ci(c["accuracy"]),
-         _ci(c["worst_group_accuracy"]), c["worst_group"]]
+         _ci(c["worst_group_accuracy"]), c["worst_group"], _ci(c.get("group_gap"))]
         for c in conditions
     ]  # fmt: skip
-    header = ["condition", "real", "synthetic", "balanced accuracy", "accuracy", "worst-group accuracy", "worst group"]
+    header = ["condition", "real", "synthetic", "balanced accuracy", "accuracy", "worst-group accuracy", "worst group",
+              "best-minus-worst gap"]  # fmt: skip
     lines += _table(header, rows)
+    compared = [c for c in conditions if c["name"] != "real" and "difference_to_real" in c]
+    if compared:
+        lines += [
+            "### Difference to real",
+            "",
+            "Each condition minus the real-only run of the same seed (paired), mean over seeds with the "
+            f"{confidence}% Student-t interval of the differences: an interval above 0 is a gain that the seeds "
+            "bear out (for the gap, below 0 is the gain).",
+            "",
+        ]
+        rows = [
+            [c["name"], *[_ci(c["difference_to_real"][key]) for key in DIFFERENCE_FIGURES]] for c in compared
+        ]  # fmt: skip
+        lines += _table(["condition", "balanced accuracy", "worst-group accuracy", "best-minus-worst gap"], rows)
     names = [c["name"] for c in conditions]
     lines += ["### Per-class recall", ""]
     lines += _table(

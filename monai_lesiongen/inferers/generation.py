@@ -169,12 +169,15 @@ class SyntheticDatasetWriter:
         sampler: the sampler.
         plan: the generation plan.
         output_dir: the folder for images and ``manifest.csv``.
-        num_per_row: images per plan row.
-        seed: the base seed; image k of row r gets ``seed + r * num_per_row + k``.
+        num_per_row: images per plan row (a row's own count, under `count_key`, replaces it).
+        seed: the base seed; image k of row r gets ``seed`` + the images of the rows before r + k (``seed + r *
+            num_per_row + k`` when no row has its own count).
         output_ext: ``.png`` or ``.nii.gz``.
         prefix: the image name prefix.
         caption_key: the plan field holding the caption; None for a model without text condition.
         label_key: the plan field holding the class index; None for a model without class condition.
+        count_key: the plan field holding a row's own number of images (a gap-filling plan's, 0 for none); rows
+            without it get `num_per_row`. None: every row gets `num_per_row`.
         rank: this process's rank among `world_size` processes; None: torch.distributed's rank when a process group
             is initialised, else 0.
         world_size: the number of processes sharing the work; None: torch.distributed's world size when a process
@@ -196,6 +199,7 @@ class SyntheticDatasetWriter:
         prefix: str = "synthetic",
         caption_key: str | None = "caption",
         label_key: str | None = None,
+        count_key: str | None = None,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
@@ -209,6 +213,10 @@ class SyntheticDatasetWriter:
             missing = [i for i, row in enumerate(plan) if key is not None and key not in row]
             if missing:
                 raise ValueError(f"plan rows {missing[:10]} have no '{key}' field, which conditions the model.")
+        for index, row in enumerate(plan):
+            count = row.get(count_key, num_per_row) if count_key is not None else num_per_row
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"plan row {index}: '{count_key}' must be an integer >= 0, got {count!r}.")
         if world_size is not None and world_size < 1:
             raise ValueError(f"world_size must be >= 1, got {world_size}.")
         if rank is not None and (rank < 0 or (world_size is not None and rank >= world_size)):
@@ -222,6 +230,9 @@ class SyntheticDatasetWriter:
         self.prefix = prefix
         self.caption_key = caption_key
         self.label_key = label_key
+        self.count_key = count_key
+        if not any(self.row_count(row) for row in self.plan):
+            raise ValueError(f"every plan row has '{count_key}' 0: nothing to generate.")
         self.rank = rank
         self.world_size = world_size
 
@@ -254,13 +265,20 @@ class SyntheticDatasetWriter:
         batch = self.sampler.batch_size
         return [entry for index, entry in enumerate(todo) if (index // batch) % world_size == rank]
 
+    def row_count(self, row: Mapping[str, Any]) -> int:
+        """The number of images of a plan row: its own count (under `count_key`) or `num_per_row`."""
+        return int(row.get(self.count_key, self.num_per_row)) if self.count_key is not None else self.num_per_row
+
     def jobs(self) -> list[dict[str, Any]]:
         """One entry per image to exist when the run ends: its file name, seed and plan row."""
         entries = []
+        first_seed = self.seed
         for row_index, row in enumerate(self.plan):
-            for k in range(self.num_per_row):
+            count = self.row_count(row)
+            for k in range(count):
                 name = f"{self.prefix}_{row_index:05d}_{k:03d}{self.output_ext}"
-                entries.append({"file": name, "seed": self.seed + row_index * self.num_per_row + k, "row": row})
+                entries.append({"file": name, "seed": first_seed + k, "row": row})
+            first_seed += count
         return entries
 
     def save(self, image: torch.Tensor, entry: Mapping[str, Any]) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bundle_workflow import TINY_CLASSIFIER, bundle_workflow, tiny_settings
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
+from monai_lesiongen.data.joint_labels import JointLabelEncoder
 from monai_lesiongen.networks.classifier import load_classifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +72,28 @@ def test_inference_fills_the_requested_skin_type_with_a_manifest(trained_bundle:
     assert [r["label"] for r in rows] == [str(14 + d) for d in range(7)]  # darker x each diagnosis
     assert {r["skin_group"] for r in rows} == {"darker"} and {r["guidance_mode"] for r in rows} == {mode}
     assert Image.open(folder / rows[0]["file"]).size == (16, 16)
+    workflow.finalize()
+
+
+def test_inference_fills_the_gaps_of_the_training_split(trained_bundle: Path) -> None:
+    folder = trained_bundle / "outputs" / "synthetic_gaps"
+    workflow = _workflow(
+        trained_bundle, ["train.yaml", "inference.yaml"], "inferring", "infer", num_inference_steps=2,
+        plan_gaps={"mode": "top_up", "target": 3}, inference_output_dir=str(folder),
+    )  # fmt: skip
+    records = workflow.parser.get_parsed_content("gap_records")
+    real = Counter((r["label_name"], r["skin_group_name"]) for r in JointLabelEncoder().label_records(records))
+    workflow.run()
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    made = Counter(r["gap_cell"] for r in rows)
+    classes = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+    groups = ("lighter", "brown", "darker")
+    expected = {f"{d}/{g}": 3 - real[(d, g)] for d in classes for g in groups if real[(d, g)] < 3}
+    assert dict(made) == expected and len(rows) == sum(expected.values()) > 0
+    for row in rows:  # each image is drawn for its cell's joint label
+        diagnosis, group = row["gap_cell"].split("/")
+        assert int(row["label"]) == groups.index(group) * 7 + classes.index(diagnosis)
+        assert int(row["cell_real_count"]) == real[(diagnosis, group)] and row["cell_target_count"] == "3"
     workflow.finalize()
 
 

@@ -84,6 +84,9 @@ def test_inference_without_trained_weights_says_what_to_run(tmp_path: Path) -> N
         ("lesiongen", {"plan_fitzpatrick_types": [0, 7]}, "Fitzpatrick types must be 1-6, got [0, 7]"),
         ("skindualgen", {"plan_rows": [{"caption": "x", "label_name": "mole"}]}, "unknown diagnosis 'mole'"),
         ("classndiff", {"plan_skin_groups": ["dark"]}, "unknown skin-type groups ['dark']; choose from ['lighter'"),
+        ("lesiongen", {"plan_gaps": {"mode": "even"}}, "gap-filling mode must be one of ['uniform', 'top_up'"),
+        ("skindualgen", {"plan_gaps": {"mode": "top_up"}, "plan_rows": [{"label_name": "mel"}]}, "one plan source"),
+        ("classndiff", {"plan_gaps": {"mode": "top_up"}}, "mode 'top_up' needs a target"),
     ],
 )
 def test_a_generation_plan_with_unknown_conditions_lists_the_valid_ones(

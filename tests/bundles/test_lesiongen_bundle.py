@@ -101,6 +101,23 @@ def test_inference_writes_images_and_a_manifest(trained_bundle: Path) -> None:
     workflow.finalize()
 
 
+def test_inference_reads_a_plan_file_with_counts(trained_bundle: Path) -> None:
+    plan = trained_bundle / "plan.csv"
+    plan.write_text("diagnosis,fitzpatrick,count,caption\ndf,VI,2,\n,,1,a dermoscopy image of a lesion\n")
+    folder = trained_bundle / "outputs" / "synthetic_plan_file"
+    workflow = _workflow(
+        trained_bundle, ["train.yaml", "inference.yaml"], "inferring", "infer", num_inference_steps=2,
+        plan_csv=str(plan), inference_output_dir=str(folder),
+    )  # fmt: skip
+    workflow.run()
+    rows = list(csv.DictReader(open(folder / "manifest.csv")))
+    assert [(r["label_name"], r["fitzpatrick"], r["count"]) for r in rows] == [("df", "6", "2")] * 2 + [("", "", "1")]
+    assert "dermatofibroma" in rows[0]["caption"] and "Fitzpatrick skin type VI" in rows[0]["caption"]
+    assert rows[2]["caption"] == "a dermoscopy image of a lesion"
+    assert len({r["seed"] for r in rows}) == 3
+    workflow.finalize()
+
+
 def test_evaluation_writes_a_report_with_every_section(trained_bundle: Path) -> None:
     configs = ["train.yaml", "inference.yaml", "evaluate.yaml"]
     synthetic = trained_bundle / "outputs" / "synthetic_for_evaluation"

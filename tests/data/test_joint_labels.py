@@ -60,3 +60,16 @@ def test_label_dropout_drops_diagnosis_and_skin_type_together_at_the_set_rate() 
     dropped = labels == encoder.null_label
     assert abs(float(dropped.float().mean()) - 0.1) < 0.01
     assert torch.equal(labels[~dropped], joint[~dropped])  # kept samples keep both diagnosis and skin type
+
+
+def test_relabel_plan_gives_gap_and_csv_rows_their_joint_label() -> None:
+    encoder = JointLabelEncoder()
+    rows = encoder.relabel_plan([{"label": 4, "skin_group": "darker", "count": 3}, {"label": 1, "fitzpatrick": 3}])
+    assert [(r["label"], r["diagnosis_label"], r["skin_group"]) for r in rows] == [(18, 4, "darker"), (8, 1, "brown")]
+    assert rows[0]["count"] == 3
+    with pytest.raises(ValueError, match="row 1 has no diagnosis"):
+        encoder.relabel_plan([{"label": 0, "fitzpatrick": 1}, {"caption": "a mole", "fitzpatrick": 2}])
+    with pytest.raises(ValueError, match="row 0 has no skin type"):
+        encoder.relabel_plan([{"label": 0}])
+    with pytest.raises(ValueError, match="unknown skin-type group 'dark'"):
+        encoder.relabel_plan([{"label": 0, "skin_group": "dark"}])

@@ -113,6 +113,7 @@ def test_evaluate_predictions_worst_group_is_min_of_groups() -> None:
     assert result["per_group_accuracy"] == pytest.approx({"I-II": 1 / 3, "III-IV": 1.0, "V-VI": 2 / 3})
     assert result["worst_group_accuracy"] == min(result["per_group_accuracy"].values())
     assert result["worst_group"] == "I-II" and result["group_counts"] == {"I-II": 3, "III-IV": 2, "V-VI": 3}
+    assert result["group_gap"] == pytest.approx(1.0 - 1 / 3)  # best group minus worst
     assert result["per_class_recall"] == pytest.approx({"a": 2 / 3, "b": 2 / 3, "c": 0.5, "d": None})
     assert result["balanced_accuracy"] == pytest.approx((2 / 3 + 2 / 3 + 0.5) / 3)
     assert "per_group_accuracy" not in evaluate_predictions(y_true, probs, None, 4)
@@ -174,6 +175,13 @@ def test_synthetic_only_worse_than_real_when_synthetic_carries_no_signal() -> No
         for run in condition["runs"]:
             assert run["worst_group_accuracy"] == min(run["per_group_accuracy"].values())
     assert result["test"]["group_counts"] == {"I-II": 15, "V-VI": 15}
+    # each condition's difference to real is paired by seed; the synthetic-only one is a loss the seeds bear out
+    for condition in result["conditions"]:
+        for key in ("balanced_accuracy", "worst_group_accuracy", "group_gap"):
+            paired = [r[key] - real[key] for r, real in zip(condition["runs"], by_name["real"]["runs"], strict=True)]
+            assert condition["difference_to_real"][key]["values"] == pytest.approx(paired)
+    assert by_name["real"]["difference_to_real"]["balanced_accuracy"]["values"] == [0.0, 0.0]
+    assert by_name["synthetic"]["difference_to_real"]["balanced_accuracy"]["upper"] < 0
     with pytest.raises(ValueError, match="groups"):
         compare_training_sets(real, synthetic, ImageSet(test.images, test.labels), 3, seeds=(0,))
 

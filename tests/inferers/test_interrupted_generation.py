@@ -97,3 +97,35 @@ def test_nifti_images_are_written_through_a_temporary_file(tiny_denoiser, tmp_pa
     assert image.shape == (8, 8, 3)
     # samples are (C, W, H) as LoadImage reads a PNG; the NIfTI file stores (W, H, C), read back by LoadImage the same
     assert np.allclose(np.asarray(image.dataobj), expected.permute(1, 2, 0).numpy())
+
+
+def test_rows_with_their_own_counts(tiny_denoiser, tmp_path: Path) -> None:
+    """A gap-filling plan's rows carry their number of images: seeds run on from row to row, a count 0 draws none."""
+    scheduler = DDIMScheduler(50)
+    sampler = _CountingSampler(
+        ConditionedDiffusionInferer(scheduler), scheduler, (3, 8, 8), num_inference_steps=2, guidance_scale=1.0,
+        null_class_label=2, batch_size=4, progress=False,
+    )  # fmt: skip
+    plan = [dict(PLAN[0], count=2), dict(PLAN[1], count=0), dict(PLAN[2], count=3), {"label": 1, "label_name": "mel"}]
+    writer = SyntheticDatasetWriter(
+        sampler, plan, tmp_path, num_per_row=4, seed=3, caption_key=None, label_key="label", count_key="count"
+    )
+    writer.run(tiny_denoiser(num_classes=2))
+    with open(tmp_path / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["file"], int(r["seed"]), r["count"]) for r in rows] == [
+        ("synthetic_00000_000.png", 3, "2"),
+        ("synthetic_00000_001.png", 4, "2"),
+        ("synthetic_00002_000.png", 5, "3"),
+        ("synthetic_00002_001.png", 6, "3"),
+        ("synthetic_00002_002.png", 7, "3"),
+        *[(f"synthetic_00003_{k:03d}.png", 8 + k, "") for k in range(4)],  # no count: num_per_row
+    ]
+    assert sorted(sampler.seeds) == list(range(3, 12))
+    # without counts, the seeds are those of num_per_row images per row
+    assert [e["seed"] for e in _writer(tmp_path / "plain").jobs()] == list(range(3, 15))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="row 0: 'count' must be an integer >= 0"):
+            SyntheticDatasetWriter(sampler, [dict(PLAN[0], count=bad)], tmp_path, caption_key=None, count_key="count")
+    with pytest.raises(ValueError, match="nothing to generate"):
+        SyntheticDatasetWriter(sampler, [dict(PLAN[0], count=0)], tmp_path, caption_key=None, count_key="count")
