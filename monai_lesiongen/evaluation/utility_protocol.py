@@ -190,7 +190,7 @@ def _fraction_plot(summaries: Sequence[Mapping[str, Any]], path: Path) -> bool:
 
 def _group_plot(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
     groups = list(summaries[0]["real"]["per_group_accuracy"])
-    figure = Figure(figsize=(max(5.0, 2.2 * len(summaries)), 3.8))
+    figure = Figure(figsize=(max(5.0, 2.4 * len(summaries)), 4.6))
     axes = figure.subplots()
     width = 0.8 / (2 * len(groups))
     for a, s in enumerate(summaries):
@@ -200,10 +200,10 @@ def _group_plot(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
                 offset = a + (2 * g + k - len(groups)) * width + width / 2
                 label = f"{group}, {'real' if key == 'real' else '+ synthetic'}" if a == 0 else None
                 axes.bar(offset, value or 0.0, width, color=f"C{g}", alpha=0.45 if key == "real" else 1.0, label=label)
-    axes.set_xticks(range(len(summaries)), [s["name"] for s in summaries])
+    axes.set_xticks(range(len(summaries)), [s["name"].replace(", ", ",\n") for s in summaries], fontsize=8)
     axes.set_ylabel("accuracy (real test)")
     axes.set_ylim(0, 1)
-    axes.legend(fontsize=7, ncol=2)
+    axes.legend(fontsize=7, ncol=len(groups), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
