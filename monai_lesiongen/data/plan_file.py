@@ -15,45 +15,32 @@ Empty cells are missing values. Every error names the file, the row (the header 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_lesiongen.data.readers._common import (
+    is_missing,
+    parse_age,
+    parse_concepts,
+    parse_fitzpatrick,
+    parse_sex,
+    parse_site,
+    read_csv,
+)
 from monai_lesiongen.data.records import DatasetFormatError
 from monai_lesiongen.data.vocabulary import SEVEN_POINT_CONCEPTS
 
-__all__ = ["PLAN_FILE_COLUMNS", "read_plan_csv"]
+__all__ = ["read_plan_csv"]
 
-PLAN_FILE_COLUMNS: tuple[str, ...] = ("count", "caption", "diagnosis", "fitzpatrick", "site", "age", "sex")
-"""The columns a plan file gives meaning to (besides the derm7pt concept columns)."""
-
-_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
+_ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6"}
+_OWN_COLUMNS = frozenset({"count", "caption", "diagnosis", "label_name", "fitzpatrick", "site", "age", "sex"})
 
 
 def _count(value: str, file: str, row: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise DatasetFormatError(file, f"expected a whole number of images >= 1, got {value!r}.", row, "count")
     return int(value)
-
-
-def _fitzpatrick(value: str, file: str, row: int) -> int:
-    text = value.strip().upper()
-    if text in _ROMAN:
-        return _ROMAN[text]
-    if text.isdigit() and 1 <= int(text) <= 6:
-        return int(text)
-    raise DatasetFormatError(file, f"expected a Fitzpatrick skin type 1-6 or I-VI, got {value!r}.", row, "fitzpatrick")
-
-
-def _age(value: str, file: str, row: int) -> float:
-    try:
-        age = float(value)
-    except ValueError:
-        raise DatasetFormatError(file, f"expected an age in years, got {value!r}.", row, "age") from None
-    if not 0 <= age <= 130:
-        raise DatasetFormatError(file, f"expected an age in years (0-130), got {value!r}.", row, "age")
-    return age
 
 
 def read_plan_csv(
@@ -75,46 +62,35 @@ def read_plan_csv(
     Raises:
         FileNotFoundError: when `path` is not a file.
         DatasetFormatError: for no ``count`` column, neither a ``caption`` nor a ``diagnosis`` column, no rows, and in a
-            row: a bad count, an unknown diagnosis or skin type, a bad age, an unknown concept value, or neither a
-            caption nor a diagnosis (naming the file, the row and the field).
+            row: a bad count, an unknown diagnosis, skin type, age, sex or concept value, or neither a caption nor a
+            diagnosis (naming the file, the row and the field). Cells are read as the dataset readers read them
+            (`monai_lesiongen.data.readers`): empty or ``unknown`` cells are missing values.
     """
     file = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"the generation plan file {file} does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [name.strip() for name in reader.fieldnames or []]
-        lines = [{(k or "").strip(): (v or "").strip() for k, v in line.items()} for line in reader]
-    columns = set(header)
-    if "count" not in columns:
-        raise DatasetFormatError(file, f"no 'count' column (the number of images of each row); the header is {header}.")
-    if not columns & {"caption", "diagnosis", "label_name"}:
-        raise DatasetFormatError(file, f"needs a 'caption' or a 'diagnosis' column; the header is {header}.")
-    if not lines:
-        raise DatasetFormatError(file, "has a header and no rows: nothing to generate.")
+    table = read_csv(Path(path))
+    table.require(["count"])
+    if not set(table.header) & {"caption", "diagnosis", "label_name"}:
+        raise DatasetFormatError(file, f"needs a 'caption' or a 'diagnosis' column; the header is {table.header}.")
+    table.require_rows()
     rows = []
-    for index, line in enumerate(lines):
-        number = index + 2  # the header is row 1
-        item: dict[str, Any] = {}
-        concepts: dict[str, str] = {}
-        for name, value in line.items():
-            if value == "" or name in ("count", "diagnosis", "label_name"):
-                continue
-            if name == "fitzpatrick":
-                item[name] = _fitzpatrick(value, file, number)
-            elif name == "age":
-                item[name] = _age(value, file, number)
-            elif name in SEVEN_POINT_CONCEPTS:
-                if value not in SEVEN_POINT_CONCEPTS[name]:
-                    raise DatasetFormatError(
-                        file, f"unknown value {value!r}; valid ones: {list(SEVEN_POINT_CONCEPTS[name])}.", number, name
-                    )
-                concepts[name] = value
-            else:
-                item[name] = value
-        item["count"] = _count(line.get("count", ""), file, number)
-        diagnosis = line.get("diagnosis") or line.get("label_name") or ""
+    for number, line in table.rows:
+        item: dict[str, Any] = {"count": _count(line.get("count", ""), file, number)}
+        fitzpatrick = line.get("fitzpatrick", "")
+        fitzpatrick = _ROMAN.get(fitzpatrick.strip().upper(), fitzpatrick)
+        known = {
+            "caption": None if is_missing(line.get("caption")) else line["caption"],
+            "fitzpatrick": parse_fitzpatrick(fitzpatrick, file, number, "fitzpatrick", missing=()),
+            "site": parse_site(line.get("site", "")),
+            "age": parse_age(line.get("age", ""), file, number, "age"),
+            "sex": parse_sex(line.get("sex", ""), file, number, "sex"),
+            "concepts": parse_concepts(line, file, number) or None,
+        }
+        item.update({key: value for key, value in known.items() if value is not None})
+        item.update({k: v for k, v in line.items() if k not in _OWN_COLUMNS and k not in SEVEN_POINT_CONCEPTS and v})
         column = "diagnosis" if line.get("diagnosis") else "label_name"
+        diagnosis = line.get(column, "")
         if diagnosis:
             if diagnosis not in classes:
                 raise DatasetFormatError(
@@ -122,8 +98,6 @@ def read_plan_csv(
                 )
             item["label_name"] = diagnosis
             item["label"] = list(classes).index(diagnosis)
-        if concepts:
-            item["concepts"] = concepts
         if not item.get("caption"):
             if not diagnosis:
                 raise DatasetFormatError(file, "neither a caption nor a diagnosis: nothing to condition on.", number)
