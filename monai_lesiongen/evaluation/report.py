@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from monai_lesiongen.evaluation.downstream import DIFFERENCE_FIGURES
 from monai_lesiongen.utils.image_grid import save_image_grid
 
-__all__ = ["REPORT_SECTIONS", "SampleSet", "write_report", "class_skin_type_grid"]
+__all__ = ["REPORT_SECTIONS", "SampleSet", "write_report", "class_skin_type_grid", "format_interval"]
 
 REPORT_SECTIONS: tuple[str, ...] = (
     "Data and feature networks",
@@ -89,13 +89,18 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _ci(summary: Mapping[str, Any] | None) -> str:
-    """``mean [lower, upper]`` of a :func:`summarize_runs` summary, or the mean alone without an interval."""
+def format_interval(summary: Mapping[str, Any] | None, signed: bool = False) -> str:
+    """``mean [lower, upper]`` of a :func:`summarize_runs` summary, the mean alone without an interval, ``-`` without
+    a mean; `signed` writes a ``+`` before positive numbers (for differences)."""
     if not summary or summary.get("mean") is None:
         return "-"
+    sign = "+" if signed else ""
     if summary.get("lower") is None:
-        return _fmt(summary["mean"])
-    return f"{summary['mean']:.3f} [{summary['lower']:.3f}, {summary['upper']:.3f}]"
+        return f"{summary['mean']:{sign}.3f}"
+    return f"{summary['mean']:{sign}.3f} [{summary['lower']:{sign}.3f}, {summary['upper']:{sign}.3f}]"
+
+
+_ci = format_interval
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:

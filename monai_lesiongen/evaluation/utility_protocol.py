@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from monai_lesiongen.evaluation.report import format_interval as _ci
+
 __all__ = ["PROTOCOL_ARM_KINDS", "ProtocolArm", "summarize_arm", "write_protocol_report"]
 
 PROTOCOL_ARM_KINDS: tuple[str, ...] = ("under_representation", "scarcity")
@@ -120,15 +122,6 @@ def summarize_arm(arm: ProtocolArm) -> dict[str, Any]:
         "gap_ratio": gap_ratio,
         "targets": targets,
     }
-
-
-def _ci(summary: Mapping[str, Any] | None, signed: bool = False) -> str:
-    if not summary or summary.get("mean") is None:
-        return "-"
-    sign = "+" if signed else ""
-    if summary.get("lower") is None:
-        return f"{summary['mean']:{sign}.3f}"
-    return f"{summary['mean']:{sign}.3f} [{summary['lower']:{sign}.3f}, {summary['upper']:{sign}.3f}]"
 
 
 def _markdown(summaries: Sequence[Mapping[str, Any]], figures: Mapping[str, str], title: str) -> str:
