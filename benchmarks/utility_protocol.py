@@ -7,7 +7,10 @@ evaluation (the same downstream classifier on the cut's real images alone and wi
 - ``--thin F``: the lesions of Fitzpatrick V-VI kept at F (``thin_keep_fraction``); the synthetic set fills the gaps
   of the thinned split (``--gap_plan``, by default every skin-type group to an equal share, the diagnosis mix kept);
 - ``--fractions F ...``: F of every diagnosis's lesions (``train_fraction``), with ``num_epochs`` scaled by 1 / F so
-  that the generator takes as many steps as on the whole split; the synthetic set is the default balanced plan.
+  that the generator takes as many steps as on the whole split; the synthetic set is the default balanced plan, with
+  as many images per plan row as the largest of ``--ratios`` needs (never fewer than the bundle's ``num_samples``);
+  ``--reuse F=RUN_DIR`` starts arm F from the checkpoints of a finished run (e.g. the bundle's default training for
+  F = 1, where training then ends at once).
 
 Then it writes the protocol report (``utility_protocol.json`` / ``.md`` and figures: balanced accuracy against the
 real fraction, accuracy per skin-type group per arm) under ``<run_root>/report``, with each target of the issue met
@@ -22,12 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from monai.bundle import ConfigParser
 
 from monai_lesiongen.evaluation.utility_protocol import ProtocolArm, write_protocol_report
 
@@ -51,7 +58,20 @@ def run_bundle(bundle: str, run_id: str, configs: Sequence[str], overrides: dict
     return time.perf_counter() - start
 
 
-def run_arm(args: argparse.Namespace, name: str, overrides: dict[str, object], plan: dict[str, object]) -> Path:
+def samples_reaching(bundle: str, configs: Sequence[str], overrides: dict[str, object], ratio: float) -> int:
+    """Images per row of the bundle's plan for a synthetic set of `ratio` x the arm's real training images (at least
+    the bundle's own ``num_samples``), read from the bundle's config with the arm's `overrides`."""
+    parser = ConfigParser()
+    parser.read_config([str(ROOT / "bundles" / bundle / c) for c in configs])
+    parser.update(dict(overrides))
+    real = len(parser.get_parsed_content("train#records"))
+    rows = len(parser.get_parsed_content("condition_plan"))
+    return max(int(parser.get_parsed_content("num_samples")), math.ceil(ratio * real / rows))
+
+
+def run_arm(
+    args: argparse.Namespace, name: str, overrides: dict[str, object], plan: dict[str, object], reach_ratios: bool
+) -> Path:
     """Train, generate and evaluate one arm in ``<run_root>/<name>``; returns its evaluation report's path."""
     run_dir = (args.run_root / name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -60,9 +80,12 @@ def run_arm(args: argparse.Namespace, name: str, overrides: dict[str, object], p
     }  # fmt: skip
     report = run_dir / "report" / "report.json"
     configs = ["configs/train.yaml", *[f"configs/{c}" for c in args.config]]
+    inference = {**common, **args.inference_override, **plan}
+    if reach_ratios and "num_samples" not in inference:
+        inference_configs = [*configs, "configs/inference.yaml"]
+        inference["num_samples"] = samples_reaching(args.bundle, inference_configs, inference, max(args.ratios))
     seconds = run_bundle(args.bundle, "training", configs, common, run_dir / "train.log")
     print(f"{name}: training {seconds / 60:.1f} min", flush=True)
-    inference = {**common, **args.inference_override, **plan}
     seconds = run_bundle(args.bundle, "inferring", [*configs, "configs/inference.yaml"], inference,
                          run_dir / "inference.log")  # fmt: skip
     print(f"{name}: inference {seconds / 60:.1f} min", flush=True)
@@ -93,6 +116,7 @@ def main() -> None:
     parser.add_argument("--thin", type=float, nargs="*", default=[], help="keep fractions of the V-VI lesions")
     parser.add_argument("--gap_plan", type=json.loads, default=EQUAL_GROUPS, help="plan_gaps of the thinned arms")
     parser.add_argument("--fractions", type=float, nargs="*", default=[], help="real fractions of the scarcity arms")
+    parser.add_argument("--reuse", nargs="*", default=[], help="F=RUN_DIR: arm F starts from that run's checkpoints")
     parser.add_argument("--num_epochs", type=int, default=40, help="the bundle's epochs on the whole training split")
     parser.add_argument("--val_interval", type=int, default=5, help="the bundle's val_interval on the whole split")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
@@ -111,10 +135,14 @@ def main() -> None:
     if 0.0 not in args.ratios or not any(r > 0 for r in args.ratios):
         parser.error("--ratios needs 0 (real alone) and at least one ratio > 0")
 
+    reuse = {float(f): Path(d) for f, _, d in (entry.partition("=") for entry in args.reuse)}
+    unknown = sorted(set(reuse) - set(args.fractions))
+    if unknown:
+        parser.error(f"--reuse names fractions {unknown} that are not in --fractions")
     arms = []
     for fraction in args.thin:
         name = f"thin_{fraction:g}"
-        report = run_arm(args, name, {"thin_keep_fraction": fraction}, {"plan_gaps": args.gap_plan})
+        report = run_arm(args, name, {"thin_keep_fraction": fraction}, {"plan_gaps": args.gap_plan}, False)
         arms.append(load_arm(f"V-VI kept at {100 * fraction:g}%", "under_representation", fraction, report))
     for fraction in args.fractions:
         scale = 1.0 / fraction
@@ -124,7 +152,10 @@ def main() -> None:
             "val_interval": round(args.val_interval * scale),
             "checkpoint_interval": round(args.val_interval * scale),
         }
-        report = run_arm(args, f"fraction_{fraction:g}", overrides, {})
+        name = f"fraction_{fraction:g}"
+        if fraction in reuse and not (args.run_root / name / "checkpoints").is_dir():
+            shutil.copytree(reuse[fraction] / "checkpoints", args.run_root / name / "checkpoints")
+        report = run_arm(args, name, overrides, {}, True)
         arms.append(load_arm(f"{100 * fraction:g}% real", "scarcity", fraction, report))
     for entry in args.collect:
         name, _, spec = entry.partition("=")
