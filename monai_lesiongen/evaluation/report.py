@@ -9,7 +9,9 @@ every key is optional except ``data``:
   ``synthetic_dir``, ``image_dim``, ``class_names``, ``group_source``, ``grouping``, ...), listed as they come.
 - ``feature_networks``: ``[{"name", "description"}]``, the feature spaces of the generative metrics.
 - ``generative_metrics``: feature-network name -> ``{fid, kid_mean, kid_std, precision, recall, num_real,
-  num_synthetic}``.
+  num_synthetic}``, and for the domain features ``subgroups``: partition (``diagnosis``, ``skin-type group``) ->
+  ``{real_size, synthetic_size, num_draws, groups: {group: SubgroupFrechetDistance fields, real_reference (the
+  same against real training images) and excess (the paired difference)}, left_out}``.
 - ``diversity``: set name (``synthetic``, ``real``) -> ``{overall, per_class}`` mean pairwise MS-SSIM.
 - ``classification``: the result of :func:`monai_lesiongen.evaluation.downstream.compare_training_sets`.
 - ``segmentation``: the result of :func:`monai_lesiongen.evaluation.downstream_segmentation.compare_segmentation`.
@@ -252,6 +254,9 @@ def _generative_section(report: Mapping[str, Any]) -> list[str]:
             for name, m in metrics.items()
         ]  # fmt: skip
         lines += _table(["feature network", "FID", "KID", "precision", "recall", "real", "synthetic"], rows)
+        for name, m in metrics.items():
+            for partition, table in m.get("subgroups", {}).items():
+                lines += _subgroup_fid_table(name, partition, table)
     else:
         lines += [f"Not run: {skipped.get('generative_metrics', 'no feature network enabled')}.", ""]
     diversity = report.get("diversity")
@@ -265,6 +270,36 @@ def _generative_section(report: Mapping[str, Any]) -> list[str]:
         lines += _table(["class", *sets], rows)
     else:
         lines += [f"Not run: {skipped.get('diversity', 'disabled')}.", ""]
+    return lines
+
+
+def _subgroup_fid_table(network: str, partition: str, table: Mapping[str, Any]) -> list[str]:
+    lines = [f"### FID per {partition} ({network})", ""]
+    if "skipped" in table:
+        return [*lines, f"Not measured: {table['skipped']}.", ""]
+    lines += [
+        f"Every {partition} at the same sizes: {table['real_size']} real test images against {table['synthetic_size']} "
+        f"synthetic images, and against {table['synthetic_size']} real training images of the {partition} (what a "
+        f"generator that drew the real images would score), per draw without replacement, {table['num_draws']} "
+        "draws: mean [2.5, 97.5 percentiles]. The excess is synthetic minus real over paired draws (the same real "
+        "test images in both); at these sizes FID is far above the full-set figure, so read the rows against one "
+        "another. The largest excess is in bold.",
+        "",
+    ]
+
+    def interval(v: Mapping[str, Any]) -> str:
+        return f"{v['mean']:.1f} [{v['lower']:.1f}, {v['upper']:.1f}]"
+
+    groups = table["groups"]
+    worst = max(groups, key=lambda g: groups[g]["excess"]["mean"])
+    rows = [
+        [f"**{g}**" if g == worst else g, v["num_real"], v["num_synthetic"], interval(v), interval(v["real_reference"]),
+         "{mean:+.1f} [{lower:+.1f}, {upper:+.1f}]".format(**v["excess"])]
+        for g, v in groups.items()
+    ]  # fmt: skip
+    lines += _table([partition, "real test", "synthetic", "FID synthetic", "FID real training", "excess"], rows)
+    if table.get("left_out"):
+        lines += [f"Left out (fewer than two images in one of the sets): {', '.join(table['left_out'])}.", ""]
     return lines
 
 

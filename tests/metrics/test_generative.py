@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from monai.metrics import FIDMetric
@@ -13,6 +14,7 @@ from monai_lesiongen.metrics import (
     kernel_inception_distance,
     ms_ssim_diversity,
     precision_recall,
+    subgroup_frechet_distances,
 )
 
 
@@ -41,6 +43,61 @@ def test_frechet_distance_self_and_monotonic() -> None:
     assert all(a < b for a, b in zip(values, values[1:], strict=False))
     with pytest.raises(ValueError, match="dimension"):
         frechet_distance(real, real[:, :10])
+
+
+def test_subgroup_frechet_distances_find_the_group_the_generator_misses() -> None:
+    # three groups; the synthetic images of "b" are shifted, those of "a" and "c" come from the real distribution
+    real = _features(90, 32, 0)
+    real_groups = ["a"] * 20 + ["b"] * 40 + ["c"] * 30
+    fake = _features(150, 32, 1)
+    fake_groups = ["a"] * 50 + ["b"] * 50 + ["c"] * 48 + ["d"] * 2
+    fake[50:100] += 1.0
+    result = subgroup_frechet_distances(real, fake, real_groups, fake_groups, num_draws=30, seed=0)
+    assert list(result) == ["a", "b", "c"]  # "d" has no real image
+    assert {(r.real_size, r.synthetic_size) for r in result.values()} == {(10, 24)}  # half the smallest counts
+    assert [(r.num_real, r.num_synthetic) for r in result.values()] == [(20, 50), (40, 50), (30, 48)]
+    for r in result.values():
+        assert r.lower <= r.mean <= r.upper
+    # at equal sizes the two well-drawn groups agree, and the shifted one is far above both
+    assert abs(result["a"].mean - result["c"].mean) < 0.25 * result["a"].mean
+    assert result["b"].lower > max(result["a"].upper, result["c"].upper)
+    again = subgroup_frechet_distances(real, fake, real_groups, fake_groups, num_draws=30, seed=0)
+    assert again == result
+    # the largest sizes: every draw of "a" holds all its real images, so its draws vary less than at half the size
+    sized = subgroup_frechet_distances(real, fake, real_groups, fake_groups, real_size=20, fake_size=48, num_draws=30)
+    assert (sized["a"].real_size, sized["a"].synthetic_size) == (20, 48)
+    assert sized["a"].upper - sized["a"].lower < result["a"].upper - result["a"].lower
+    assert sized["a"].mean < result["a"].mean  # the estimate's upward bias falls as the samples grow
+
+
+def test_subgroup_frechet_distances_pair_the_real_draws_of_two_calls() -> None:
+    # the real subsamples hang on the seed and the real groups alone, not on the other set, so the draws of two
+    # calls (against a synthetic set, against a reference) are paired: here every draw takes a whole generated
+    # group, of 24 images in one set and 30 (the same 24 and 6 of them again) in the other
+    real = _features(60, 16, 0)
+    real_groups = ["a"] * 30 + ["b"] * 30
+    first = _features(48, 16, 1) + 0.5
+    second = torch.cat([first[:24], first[:6], first[24:], first[24:30]])
+    groups_first, groups_second = ["a"] * 24 + ["b"] * 24, ["a"] * 30 + ["b"] * 30
+    one = subgroup_frechet_distances(real, first, real_groups, groups_first, real_size=8, fake_size=24, seed=3)
+    two = subgroup_frechet_distances(real, second, real_groups, groups_second, real_size=8, fake_size=30, seed=3)
+    other = subgroup_frechet_distances(real, second, real_groups, groups_second, real_size=8, fake_size=30, seed=4)
+    for group in ("a", "b"):
+        assert np.corrcoef(one[group].draws, two[group].draws)[0, 1] > 0.9
+        assert abs(np.corrcoef(one[group].draws, other[group].draws)[0, 1]) < 0.5
+
+
+def test_subgroup_frechet_distances_refuse_what_they_cannot_measure() -> None:
+    real, fake = _features(10, 8, 0), _features(10, 8, 1)
+    groups = ["a"] * 5 + ["b"] * 5
+    with pytest.raises(ValueError, match="group labels"):
+        subgroup_frechet_distances(real, fake, groups[:-1], groups)
+    with pytest.raises(ValueError, match="two or more images in both"):
+        subgroup_frechet_distances(real, fake, ["a"] * 10, ["b"] * 10)
+    with pytest.raises(ValueError, match=r"real_size must lie in \[2, 5\]"):
+        subgroup_frechet_distances(real, fake, groups, groups, real_size=6)
+    with pytest.raises(ValueError, match="num_draws"):
+        subgroup_frechet_distances(real, fake, groups, groups, num_draws=0)
 
 
 @pytest.mark.slow
