@@ -58,6 +58,19 @@ class ConditionClasses:
         """The class index meaning "no condition", or None without a class condition."""
         return self.num_classes
 
+    @property
+    def diagnosis_map(self) -> list[int]:
+        """The diagnosis of every class index (without the null class), e.g. the targets of a diagnosis classifier
+        that guides sampling from the classes.
+
+        Raises:
+            ValueError: when the classes do not hold the diagnosis.
+        """
+        if not self.diagnosis:
+            raise ValueError("the classes do not hold the diagnosis (diagnosis: false); set diagnosis_class_condition.")
+        per_diagnosis = NUM_SKIN_TYPES + 1 if self.skin_type else 1
+        return [c // per_diagnosis for c in range(self.num_diagnoses * per_diagnosis)]
+
     def __call__(self, label: int | None = None, fitzpatrick: int | None = None) -> int:
         """The class index of a diagnosis `label` and Fitzpatrick type (None: unknown).
 

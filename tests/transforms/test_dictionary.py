@@ -255,6 +255,13 @@ def test_condition_class_of_skin_type_diagnosis_and_both() -> None:
     assert indices == set(range(49)) and both.num_classes == both.null_class == 49  # one class per pair
     assert both(3, None) != both(3, 1) and both(3, None) != both(4, None)  # an unknown type keeps the diagnosis
     assert ConditionClasses(7, diagnosis=True)(5, 2) == 5 and ConditionClasses(7).num_classes is None
+    # the diagnosis of every class index: what a diagnosis classifier steers each class towards
+    assert [both.diagnosis_map[both(label, t)] for label in range(7) for t in (None, 1, 6)] == [
+        label for label in range(7) for _ in range(3)
+    ]  # fmt: skip
+    assert len(both.diagnosis_map) == 49 and ConditionClasses(7, diagnosis=True).diagnosis_map == list(range(7))
+    with pytest.raises(ValueError, match="diagnosis_class_condition"):
+        _ = ConditionClasses(7, skin_type=True).diagnosis_map
     assert "c" not in ConditionClassd(ConditionClasses(7), output_key="c")({"label": 1})  # no class condition
     out = ConditionClassd(both)({"id": "c", "label": 1, "fitzpatrick": 4, "image": "x.png"})
     assert out["condition_class"] == 1 * 7 + 3 and out["image"] == "x.png"  # the record is kept
