@@ -387,9 +387,8 @@ class SyntheticDataEvaluation:
         score at these sizes)."""
         partitions: dict[str, tuple[list[str], list[str], list[str]]] = {}
         if sets.y_test is not None and sets.y_syn is not None and sets.y_train is not None:
-            partitions["diagnosis"] = tuple(  # type: ignore[assignment]
-                [self.class_names[int(v)] for v in y] for y in (sets.y_test, sets.y_syn, sets.y_train)
-            )
+            names = [[self.class_names[int(v)] for v in y] for y in (sets.y_test, sets.y_syn, sets.y_train)]
+            partitions["diagnosis"] = (names[0], names[1], names[2])
         train_types = fitzpatrick_types(self.real_train, sets.x_train)[0]
         partitions["skin-type group"] = (
             sets.groups, skin_type_groups(sets.syn_types, self.grouping), skin_type_groups(train_types, self.grouping)
