@@ -172,6 +172,7 @@ def _fraction_plot(summaries: Sequence[Mapping[str, Any]], path: Path) -> bool:
         upper = np.array([m["upper"] if m["upper"] is not None else m["mean"] for m in summaries_])
         axes.errorbar(x, means, yerr=[means - lower, upper - means], marker=marker, capsize=3, label=label)
     axes.set_xscale("log")
+    axes.minorticks_off()  # the log axis's minor labels (2 x 10^1, ...) would crowd the fractions' own
     axes.set_xticks(x, [f"{v:g}%" for v in x])
     axes.set_xlabel("real training lesions kept")
     axes.set_ylabel("balanced accuracy (real test)")
