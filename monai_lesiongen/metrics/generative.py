@@ -137,9 +137,9 @@ def subgroup_frechet_distances(
     that draws with replacement duplicates images and inflates it further, so that its percentile interval need not
     even hold the estimate. So each draw takes `real_size` real and `fake_size` synthetic features of the group
     without replacement, the same sizes for every group: the figures compare groups with one another, not with a
-    full-set FID. The real draws come from their own generator, so they depend only on `real_groups`, `real_size`
-    and `seed`: two calls that differ only in the generated set (a synthetic set and a real reference set, say)
-    draw the same real subsamples, and their ``draws`` are paired.
+    full-set FID. The real draws come from their own generator per group, so they depend only on `real_groups`,
+    `real_size` and `seed`: two calls that differ only in the generated set (a synthetic set and a real reference
+    set, say, even one that lacks some groups) draw the same real subsamples, and their ``draws`` are paired.
 
     Args:
         real_feats: (N, D) features of real images.
@@ -191,10 +191,13 @@ def subgroup_frechet_distances(
         chosen[name] = max(2, smallest // 2) if size is None else size
         if not 2 <= chosen[name] <= smallest:
             raise ValueError(f"{name} must lie in [2, {smallest}] (the smallest group's count), got {chosen[name]}.")
-    real_rng, fake_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     tail = 100 * (1 - confidence) / 2
     results: dict[Hashable, SubgroupFrechetDistance] = {}
     for group in shared:
+        # one generator per group and side, keyed by the group's place among all real groups, so that the real
+        # draws of a group do not depend on which other groups the generated set holds
+        position = list(real_index).index(group)
+        real_rng, fake_rng = np.random.default_rng([seed, 0, position]), np.random.default_rng([seed, 1, position])
         real_rows, fake_rows = np.asarray(real_index[group]), np.asarray(fake_index[group])
         draws = [
             frechet_distance(

@@ -85,6 +85,9 @@ def test_subgroup_frechet_distances_pair_the_real_draws_of_two_calls() -> None:
     for group in ("a", "b"):
         assert np.corrcoef(one[group].draws, two[group].draws)[0, 1] > 0.9
         assert abs(np.corrcoef(one[group].draws, other[group].draws)[0, 1]) < 0.5
+    # a generated set without group "a": the real draws of "b" stay those of the other calls
+    only_b = subgroup_frechet_distances(real, first[24:], real_groups, ["b"] * 24, real_size=8, fake_size=24, seed=3)
+    assert list(only_b) == ["b"] and only_b["b"].draws == one["b"].draws
 
 
 def test_subgroup_frechet_distances_refuse_what_they_cannot_measure() -> None:
