@@ -8,10 +8,12 @@ any ``--override`` when ``--train`` is given), the bundle's own ``inferring`` ru
 - per-diagnosis recognition of the requested diagnosis by the independent judge (``conditional_accuracy.py``'s);
 - skin-type group match (I-II, III-IV, V-VI) of the ITA estimated from the generated skin, and the mean ITA per
   requested Fitzpatrick type next to the real images' (same estimator, same size);
-- FID and KID in the judge's feature space (domain FID) against the real test split;
-- TSTR: the same classifier trained on the synthetic images alone, balanced accuracy on the real test split, and
-  its ratio to the judge's (train on real); beside it the same classifier trained on as many real images of each
-  diagnosis as the synthetic set holds, which says how much of the gap is the count of images;
+- FID and KID in the judge's feature space (domain FID) against the real test split, and improved precision
+  (fidelity) and recall (coverage) in the same features;
+- TSTR: the same classifier trained on the synthetic images alone, balanced accuracy on the real test split (and its
+  recall of each real diagnosis), and its ratio to the judge's (train on real); beside it the same classifier
+  trained on as many real images of each diagnosis as the synthetic set holds, which says how much of the gap is
+  the count of images;
 - skindualgen: pair agreement, the Dice between each generated mask and a real-trained segmenter's segmentation of
   the generated image, per diagnosis;
 - the training wall time (measured here with ``--train``).
@@ -52,9 +54,9 @@ from monai_lesiongen.evaluation.downstream_data import (
     requested_fitzpatrick,
 )
 from monai_lesiongen.evaluation.downstream_segmentation import predict_masks, train_segmenter
-from monai_lesiongen.metrics.fairness import balanced_accuracy, dice_score
+from monai_lesiongen.metrics.fairness import balanced_accuracy, dice_score, per_class_recall
 from monai_lesiongen.metrics.feature_extractors import ClassifierFeatureExtractor, extract_features
-from monai_lesiongen.metrics.generative import frechet_distance, kernel_inception_distance
+from monai_lesiongen.metrics.generative import frechet_distance, kernel_inception_distance, precision_recall
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -167,11 +169,17 @@ def score(args: argparse.Namespace, folder: Path, train_seconds: float | None) -
     kid = kernel_inception_distance(real_features, synthetic_features, subset_size=min(len(real), len(synthetic), 1000))
     result["domain_fid"] = frechet_distance(real_features, synthetic_features)
     result["domain_kid"] = {"mean": float(kid.mean), "std": float(kid.std)}
+    # fidelity (generated images inside the real manifold) and coverage (real images inside the generated one)
+    result["domain_precision_recall"] = precision_recall(real_features, synthetic_features, k=3)._asdict()
 
     labels = [int(row[column]) for row in rows]
     tstr = train_classifier(synthetic, labels, len(HAM10000_CLASSES), epochs=args.epochs, seed=args.seed)
-    tstr_balanced = balanced_accuracy(y_test, predict(tstr, real).argmax(1).numpy(), len(HAM10000_CLASSES))
+    tstr_predicted = predict(tstr, real).argmax(1).numpy()
+    tstr_balanced = balanced_accuracy(y_test, tstr_predicted, len(HAM10000_CLASSES))
     result["tstr_balanced_accuracy"] = tstr_balanced
+    # which real diagnoses the classifier trained on the synthetic images misses
+    tstr_recall = per_class_recall(y_test, tstr_predicted, len(HAM10000_CLASSES))
+    result["tstr_per_class_recall"] = dict(zip(HAM10000_CLASSES, map(float, tstr_recall), strict=True))
     result["tstr_ratio_to_real"] = tstr_balanced / judge_info["real_test_balanced_accuracy"]
     # the real reference of the synthetic set's size: how much of the gap to the judge is the count of images
     real_subset = same_count_subset(train, labels, args.seed)
@@ -225,9 +233,17 @@ def table(result: Mapping[str, Any]) -> list[str]:
         + f" (falls monotonically: {ita['synthetic_falls_monotonically']}) |",
         "| mean ITA per type, real test | " + ", ".join(f"{k}: {v:.1f}" for k, v in ita["real"].items()) + " |",
         f"| domain FID / KID | {result['domain_fid']:.1f} / {result['domain_kid']['mean']:.4f} |",
+    ]
+    if "domain_precision_recall" in result:
+        pr = result["domain_precision_recall"]
+        lines.append(f"| domain precision / recall (k=3) | {pr['precision']:.3f} / {pr['recall']:.3f} |")
+    lines += [
         f"| TSTR balanced accuracy (ratio to real {result['judge']['real_test_balanced_accuracy']:.3f}) | "
         f"{result['tstr_balanced_accuracy']:.3f} ({result['tstr_ratio_to_real']:.2f}) |",
     ]
+    if "tstr_per_class_recall" in result:
+        cells = ", ".join(f"{name} {value:.2f}" for name, value in result["tstr_per_class_recall"].items())
+        lines.append(f"| TSTR recall per real diagnosis | {cells} |")
     if "real_same_count" in result:
         reference = result["real_same_count"]
         lines.append(
