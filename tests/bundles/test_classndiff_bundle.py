@@ -97,14 +97,14 @@ def test_inference_fills_the_gaps_of_the_training_split(trained_bundle: Path) ->
     workflow.finalize()
 
 
-def test_rectified_flow_trains_the_induced_classifier_and_guides(tmp_path: Path) -> None:
-    workflow = _workflow(tmp_path, ["train.yaml", "rflow.yaml"], "training", "train")
+def test_ddpm_recipe_trains_the_induced_classifier_and_guides(tmp_path: Path) -> None:
+    workflow = _workflow(tmp_path, ["train.yaml", "ddpm.yaml"], "training", "train")
     workflow.run()
     output = workflow.parser.get_parsed_content("train#trainer").state.output[0]
     assert {"loss_classifier", "loss_classifier_induced"} <= set(output)
     workflow.finalize()
     workflow = _workflow(
-        tmp_path, ["train.yaml", "rflow.yaml", "inference.yaml"], "inferring", "infer", num_samples=1,
+        tmp_path, ["train.yaml", "ddpm.yaml", "inference.yaml"], "inferring", "infer", num_samples=1,
         num_inference_steps=2, guidance_mode="both", plan_skin_groups=["lighter"],
     )  # fmt: skip
     workflow.run()

@@ -77,7 +77,7 @@ EPSILON: dict[str, object] = {
 """The settings the bundles had before issue 14 (skindualgen's default still)."""
 
 DDPM = ("ddpm.yaml",)
-"""lesiongen's DDPM configuration (its default until issue 15, now rectified flow)."""
+"""The bundles' DDPM configuration (lesiongen's default until issue 15, classndiff's until 0.4; now rectified flow)."""
 
 EPSILON_DOES_NOT_FOLLOW = pytest.mark.xfail(
     strict=True, reason="issue 14: with epsilon on scaled_linear_beta the sample colour comes from the starting noise"
@@ -92,17 +92,17 @@ OFFSET_TOO_SMALL_AT_8PX = pytest.mark.xfail(
     "bundle, path, overrides, configs",
     [
         pytest.param("lesiongen", "text", EPSILON, DDPM, marks=EPSILON_DOES_NOT_FOLLOW, id="lesiongen-epsilon"),
-        pytest.param("classndiff", "class", EPSILON, (), marks=EPSILON_DOES_NOT_FOLLOW, id="classndiff-epsilon"),
+        pytest.param("classndiff", "class", EPSILON, DDPM, marks=EPSILON_DOES_NOT_FOLLOW, id="classndiff-epsilon"),
         pytest.param("lesiongen", "text", ZERO_TERMINAL_SNR, DDPM, id="lesiongen-zero-snr"),
-        pytest.param("classndiff", "class", {}, (), id="classndiff-defaults"),
+        pytest.param("classndiff", "class", {}, DDPM, id="classndiff-ddpm-zero-snr"),
         # lesiongen's DDPM skin type travels by its class embedding, on epsilon with offset noise 0.1: on the 32 px
         # demo data it follows (ITA match 0.88, benchmarks/RESULTS.md H5); on this 8x8 set the mean of x_T (std 1/8)
         # outweighs an offset of 0.1, and the darker colour stays 0.35 off
         pytest.param("lesiongen", "class", {}, DDPM, marks=OFFSET_TOO_SMALL_AT_8PX, id="lesiongen-ddpm-skin-class"),
-        # rectified flow (lesiongen's default since issue 15; rflow.yaml in the others) starts from pure noise
+        # rectified flow (lesiongen's default since issue 15, classndiff's since 0.4) starts from pure noise
         pytest.param("lesiongen", "text", {}, (), id="lesiongen-defaults-text"),
         pytest.param("lesiongen", "class", {}, (), id="lesiongen-defaults-skin-class"),
-        pytest.param("classndiff", "class", {}, ("rflow.yaml",), id="classndiff-rflow"),
+        pytest.param("classndiff", "class", {}, (), id="classndiff-defaults"),
     ],
 )
 def test_samples_follow_the_condition_colour(
